@@ -1,0 +1,105 @@
+"""What every estimator returns, and the pieces they share.
+
+Sign convention: ``Estimate.error`` is the paper's delta (Eq. 4), per layer and per sample, so
+that the gradient estimate is ``dL/dtheta ~ mean_batch (dF/dtheta)^T error`` (Eq. 6). EP-type
+estimators report ``-d_beta s*`` (the nudge pushes *down* the loss), which equals RBP's delta
+for a net with a symmetric Jacobian.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from eqpop.dynamics import Settled, settle
+from eqpop.nets.base import EquilibriumNet, State
+
+
+@dataclass
+class Estimate:
+    """Error vectors, gradients ready for ``.grad`` and the diagnostics of the phases run."""
+
+    error: State
+    grads: dict[str, Tensor]
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+def free_phase(
+    net: EquilibriumNet,
+    x: Tensor,
+    steps: int,
+    free: Settled | None = None,
+    tol: float | None = None,
+) -> Settled:
+    """The free fixed point, or the one the caller already settled (shared across methods)."""
+    return free if free is not None else settle(net, x, steps=steps, tol=tol)
+
+
+def loss_cotangent(net: EquilibriumNet, state: State, y: Tensor) -> State:
+    """Per-sample ``dloss/du`` at ``state`` (the sum over the batch, differentiated)."""
+    u = tuple(t.detach().requires_grad_() for t in state)
+    with torch.enable_grad():
+        loss = net.sample_loss(u, y).sum()
+        grads = torch.autograd.grad(loss, u, allow_unused=True)
+    return tuple(torch.zeros_like(t) if g is None else g for t, g in zip(u, grads))
+
+
+def activated_tangent(net: EquilibriumNet, state: State, tangent: State) -> State:
+    """``d activate(u) . tangent``: maps a state derivative to activated coordinates."""
+    return torch.func.jvp(lambda *u: net.activate(u), tuple(state), tuple(tangent))[1]
+
+
+def parameter_grads(
+    net: EquilibriumNet,
+    x: Tensor,
+    y: Tensor,
+    state: State,
+    error: State,
+    activated: State | None = None,
+) -> dict[str, Tensor]:
+    """``mean_batch (d drive/dtheta)^T error`` for the dynamics' parameters (Eq. 6), plus the
+    true loss gradient for the readout, which does not act on the free dynamics.
+
+    ``activated`` is the presynaptic activity (default ``activate(state)``); the readout's
+    gradient is taken at ``state``.
+    """
+    named = dict(net.named_parameters())
+    readout = {k: named[k] for k in net.readout_names if k in named}
+    dynamic = {k: p for k, p in named.items() if k not in readout}
+    s = tuple(t.detach() for t in (net.activate(state) if activated is None else activated))
+    batch = x.shape[0]
+    with torch.enable_grad():
+        out = net.drive(s, x)
+        cot = tuple(e.to(o.dtype) / batch for e, o in zip(error, out))
+        g = torch.autograd.grad(out, list(dynamic.values()), cot, allow_unused=True)
+        grads = {
+            k: torch.zeros_like(p) if gk is None else gk for (k, p), gk in zip(dynamic.items(), g)
+        }
+        if readout:
+            loss = net.loss(tuple(t.detach() for t in state), y)
+            for k, gk in zip(readout, torch.autograd.grad(loss, list(readout.values()))):
+                grads[k] = gk
+    return {k: grads[k] for k in named}
+
+
+def finish(
+    net: EquilibriumNet,
+    x: Tensor,
+    y: Tensor,
+    free: Settled,
+    error: State,
+    start: float,
+    **stats: float,
+) -> Estimate:
+    """Common tail of the free-phase estimators: gradients at the free fixed point, stats.
+
+    ``seconds`` counts the free phase at its own cost even when it was settled once and
+    shared, so that methods compare as if each had run alone.
+    """
+    grads = parameter_grads(net, x, y, free.state, error)
+    stats = {"free_steps": free.steps, "free_residual": free.residual, **stats}
+    stats["seconds"] = time.perf_counter() - start + free.seconds
+    return Estimate(tuple(e.detach() for e in error), grads, stats)

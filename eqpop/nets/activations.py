@@ -1,0 +1,21 @@
+"""Holomorphic activations: they accept complex inputs, so hEP's complex nudges stay analytic."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def shifted_sigmoid(x: Tensor) -> Tensor:
+    """The paper's MLP activation 1/(1+exp(-4x+2)), slope 1 at its centre (appendix E.2)."""
+    return torch.sigmoid(4 * x - 2)
+
+
+def shifted_sigmoid_prime(x: Tensor) -> Tensor:
+    s = shifted_sigmoid(x)
+    return 4 * s * (1 - s)
+
+
+def sigmoid_weighted_unit(x: Tensor) -> Tensor:
+    """The conv net's activation (x/2) sig(x) + (1 - x/2) sig(x - 2): a smooth hard sigmoid."""
+    return 0.5 * x * torch.sigmoid(x) + (1 - 0.5 * x) * torch.sigmoid(x - 2)

@@ -1,0 +1,169 @@
+"""The contract every equilibrium network follows.
+
+A net is defined by two pure functions of its parameters:
+
+- ``activate(u)``: the activated state s = sigma(u) that synapses and the readout see;
+- ``drive(s, x, beta, y)``: where each layer is pulled to, given the activated state.
+
+One discrete step is ``u <- u + dt * (drive(activate(u)) - u)`` (``dt = 1`` gives the
+paper's discrete dynamics ``u <- f(u)``). The vector field is ``F(u) = drive(activate(u)) - u``
+and its Jacobian with respect to the activated state, ``d drive / ds - I``, is the J_F that
+homeostasis and the symmetry ratio measure. ``drive`` contains the nudge
+``-beta * dloss/ds_out``, so that ``-d_beta s*`` equals RBP's delta for tied weights.
+
+Everything is holomorphic: a complex ``beta`` (a scalar or one value per sample) gives a
+complex state, and real parameters are cast to the state's dtype where they meet it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+State = tuple[Tensor, ...]
+
+
+def as_column(beta: float | complex | Tensor, like: Tensor) -> Tensor | float | complex:
+    """Broadcast a per-sample beta (shape ``(B,)``) against a batch-first tensor."""
+    if isinstance(beta, Tensor) and beta.ndim > 0:
+        return beta.reshape(-1, *([1] * (like.ndim - 1)))
+    return beta
+
+
+def cast(t: Tensor, like: Tensor) -> Tensor:
+    """A real parameter cast to the (possibly complex) dtype of the state it meets."""
+    return t if t.dtype == like.dtype else t.to(like.dtype)
+
+
+def stable_softmax(z: Tensor, dim: int) -> Tensor:
+    """Softmax that stays holomorphic for complex z: the shift is a constant per slice."""
+    shift = (z.real if z.is_complex() else z).amax(dim=dim, keepdim=True).detach()
+    e = torch.exp(z - shift)
+    return e / e.sum(dim=dim, keepdim=True)
+
+
+def one_hot(y: Tensor, n_classes: int, like: Tensor) -> Tensor:
+    return nn.functional.one_hot(y.long(), n_classes).to(like.dtype)
+
+
+def uniform_(t: Tensor, fan_in: int, gain: float = 1.0) -> Tensor:
+    """PyTorch's default layer init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), scaled by ``gain``."""
+    bound = gain / math.sqrt(fan_in)
+    with torch.no_grad():
+        return t.uniform_(-bound, bound)
+
+
+def dense_weights(sizes: list[int], gain: float) -> nn.ParameterList:
+    """Forward weights of a layered net, ``(n_out, n_in)`` per consecutive pair of sizes."""
+    return nn.ParameterList(
+        nn.Parameter(uniform_(torch.empty(n_out, n_in), n_in, gain))
+        for n_in, n_out in zip(sizes[:-1], sizes[1:])
+    )
+
+
+def mirror(w: Tensor, transposed: bool) -> Tensor:
+    """What a backward weight equals in a tied net: the transposed matrix or the same kernel."""
+    return w.T if transposed else w
+
+
+def feedback_weights(
+    forward: list[Tensor], gain: float, angle_deg: float | None, transposed: bool
+) -> nn.ParameterList:
+    """Independent backward weights shaped like ``mirror(w_f)``.
+
+    ``angle_deg`` sets the paper's initial asymmetry ``w_b <- sin(a) w_b + cos(a) w_f^T``:
+    0 degrees is a symmetric start, 90 degrees an independent one.
+    """
+    params = nn.ParameterList()
+    for w_f in forward:
+        target = mirror(w_f.detach(), transposed)
+        fan_in = target.shape[1] * (target[0, 0].numel() if target.ndim > 2 else 1)
+        w_b = uniform_(torch.empty_like(target), fan_in, gain)
+        if angle_deg is not None:
+            # same norm as the target, so that the angle between w_b and w_f^T is ``a`` itself
+            w_b = w_b * (target.norm() / w_b.norm())
+            a = math.radians(angle_deg)
+            w_b = math.sin(a) * w_b + math.cos(a) * target
+        params.append(nn.Parameter(w_b.contiguous()))
+    return params
+
+
+class EquilibriumNet(nn.Module):
+    """Base class: subclasses implement ``initial_state``, ``activate``, ``drive``, ``readout``."""
+
+    dt: float = 1.0
+
+    def initial_state(self, x: Tensor) -> State:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def activate(self, state: State) -> State:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def drive(
+        self, s: State, x: Tensor, beta: float | complex | Tensor = 0.0, y: Tensor | None = None
+    ) -> State:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def readout(self, state: State) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def sample_loss(self, state: State, y: Tensor) -> Tensor:  # pragma: no cover - abstract
+        """Per-sample loss, shape ``(B,)``."""
+        raise NotImplementedError
+
+    #: whether a backward weight mirrors the transposed forward matrix (dense) or its kernel (conv)
+    transposed_feedback: bool = True
+
+    def feedback_pairs(self) -> list[tuple[str, Tensor, Tensor]]:
+        """(name, mirrored forward weight, backward weight) pairs whose angle is weight symmetry.
+
+        Nets with independent backward weights ``w_b.k`` mirroring ``w_f.{k+1}`` get these
+        for free; tied or feedback-free nets have none.
+        """
+        w_b = getattr(self, "w_b", None) or []
+        return [
+            (f"w_b.{k}", mirror(self.w_f[k + 1], self.transposed_feedback), w)
+            for k, w in enumerate(w_b)
+        ]
+
+    def backward_weights(self) -> list[Tensor]:
+        """Backward weights in use: the independent ones, or the mirrored forward ones if tied."""
+        if getattr(self, "symmetric", False):
+            return [mirror(w, self.transposed_feedback) for w in self.w_f[1:]]
+        return list(self.w_b)
+
+    @property
+    def readout_names(self) -> tuple[str, ...]:
+        """Parameters trained with the true loss gradient at the free fixed point."""
+        return ("w_ro", "b_ro")
+
+    def step(
+        self, state: State, x: Tensor, beta: float | complex | Tensor = 0.0, y: Tensor | None = None
+    ) -> State:
+        target = self.drive(self.activate(state), x, beta, y)
+        if self.dt == 1.0:
+            return target
+        return tuple(u + self.dt * (t - u) for u, t in zip(state, target))
+
+    def forward(
+        self, state: State, x: Tensor, beta: float | complex | Tensor = 0.0, y: Tensor | None = None
+    ) -> State:
+        """One step of the dynamics (so ``torch.func.functional_call`` reaches ``step``)."""
+        return self.step(state, x, beta, y)
+
+    def loss(self, state: State, y: Tensor) -> Tensor:
+        """Mean loss over the batch (what a trainer minimises)."""
+        return self.sample_loss(state, y).mean()
+
+    def check_nudge(self, beta: float | complex | Tensor, y: Tensor | None) -> bool:
+        """True when the nudge term is active; a nonzero beta needs targets.
+
+        A tensor beta always counts as active, so that forward-mode AD through beta = 0
+        (the exact d_beta u*) sees the nudge term.
+        """
+        active = isinstance(beta, Tensor) or beta != 0
+        if active and y is None:
+            raise ValueError("a nonzero beta needs targets y")
+        return active

@@ -1,0 +1,112 @@
+"""Multi-layer equilibrium nets of appendix E.2: reciprocal (Fig. 4a), output feedback (Fig. 4e)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from eqpop.nets.activations import shifted_sigmoid
+from eqpop.nets.base import (
+    EquilibriumNet,
+    State,
+    as_column,
+    cast,
+    dense_weights,
+    feedback_weights,
+    uniform_,
+)
+from eqpop.nets.readout import SoftmaxReadout
+
+
+def _check_sizes(sizes: Sequence[int]) -> list[int]:
+    sizes = [int(n) for n in sizes]
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise ValueError(f"sizes must list at least an input and an output width >= 1, got {sizes}")
+    return sizes
+
+
+class _MLPBase(SoftmaxReadout, EquilibriumNet):
+    """Layers 1..L of widths ``sizes[1:]`` with forward weights ``w_f.k`` (layer k -> k+1)."""
+
+    def __init__(self, sizes: Sequence[int], n_classes: int | None, dt: float, gain: float):
+        super().__init__()
+        self.sizes = _check_sizes(sizes)
+        self.dt = float(dt)
+        self.w_f = dense_weights(self.sizes, gain)
+        self.b = nn.ParameterList(nn.Parameter(torch.zeros(n)) for n in self.sizes[1:])
+        self._init_readout(self.sizes[-1], n_classes or self.sizes[-1])
+
+    def initial_state(self, x: Tensor) -> State:
+        return tuple(x.new_zeros(x.shape[0], n) for n in self.sizes[1:])
+
+    def activate(self, state: State) -> State:
+        return tuple(shifted_sigmoid(u) for u in state)
+
+    def _forward_drive(self, s: State, x: Tensor) -> list[Tensor]:
+        """Bottom-up input of every layer plus its bias."""
+        inputs = (x.flatten(1), *s[:-1])
+        like = s[0]
+        return [inp @ cast(w, inp).T + cast(b, like) for inp, w, b in zip(inputs, self.w_f, self.b)]
+
+    def _add_nudge(self, pre: list[Tensor], s: State, beta, y) -> None:
+        if self.check_nudge(beta, y):
+            pre[-1] = pre[-1] + as_column(beta, s[-1]) * self.nudge(s[-1], y)
+
+
+class LayeredMLP(_MLPBase):
+    """Reciprocally connected layers with independent backward weights ``w_b.k`` (k+1 -> k).
+
+    ``symmetric=True`` ties each backward weight to the transposed forward weight (an energy
+    based net); ``asymmetry_angle`` (degrees) sets ``w_b <- sin(a) w_b + cos(a) w_f^T``.
+    """
+
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        symmetric: bool = False,
+        asymmetry_angle: float | None = None,
+        n_classes: int | None = None,
+        dt: float = 1.0,
+        gain: float = 1.0,
+    ):
+        super().__init__(sizes, n_classes, dt, gain)
+        self.symmetric = symmetric
+        forward = [] if symmetric else list(self.w_f[1:])
+        self.w_b = feedback_weights(forward, gain, asymmetry_angle, transposed=True)
+
+    def drive(self, s: State, x: Tensor, beta=0.0, y=None) -> State:
+        pre = self._forward_drive(s, x)
+        for k, w_b in enumerate(self.backward_weights()):
+            pre[k] = pre[k] + s[k + 1] @ cast(w_b, s[k + 1]).T
+        self._add_nudge(pre, s, beta, y)
+        return tuple(pre)
+
+
+class OutputFeedbackMLP(_MLPBase):
+    """No feedback between adjacent layers: the output feeds back to the first hidden layer only.
+
+    Its Jacobian can never be symmetric through weights alone, which is what Fig. 4e-h uses to
+    show that homeostasis acts on the Jacobian, not on weight alignment.
+    """
+
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        n_classes: int | None = None,
+        dt: float = 1.0,
+        gain: float = 1.0,
+    ):
+        super().__init__(sizes, n_classes, dt, gain)
+        if len(self.sizes) < 3:
+            raise ValueError("OutputFeedbackMLP needs at least one hidden layer")
+        self.w_o = nn.Parameter(
+            uniform_(torch.empty(self.sizes[1], self.sizes[-1]), self.sizes[-1], gain)
+        )
+
+    def drive(self, s: State, x: Tensor, beta=0.0, y=None) -> State:
+        pre = self._forward_drive(s, x)
+        pre[0] = pre[0] + s[-1] @ cast(self.w_o, s[-1]).T
+        self._add_nudge(pre, s, beta, y)
+        return tuple(pre)

@@ -1,0 +1,44 @@
+"""Tiny float64 nets of every architecture, and dense-Jacobian ground truth (tests only)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from eqpop.nets import ConvNet, LayeredMLP, OutputFeedbackMLP, PredictiveCodingNet
+
+ARCHITECTURES = ["mlp", "output-feedback", "conv", "pcn"]
+
+
+def tiny_net(name: str, symmetric: bool = False, seed: int = 0, angle: float | None = 60.0):
+    """A small net whose dynamics contract quickly, in float64."""
+    torch.manual_seed(seed)
+    if name == "mlp":
+        net = LayeredMLP([12, 9, 7, 10], symmetric=symmetric, asymmetry_angle=angle)
+    elif name == "output-feedback":
+        net = OutputFeedbackMLP([12, 9, 7, 10])
+    elif name == "conv":
+        net = ConvNet(1, 8, (3, 4), symmetric=symmetric, asymmetry_angle=angle, gain=0.8)
+    elif name == "pcn":
+        net = PredictiveCodingNet([12, 9, 7, 10], symmetric=symmetric, asymmetry_angle=angle)
+    else:
+        raise KeyError(name)
+    return net.double()
+
+
+def tiny_batch(name: str, batch: int = 3, seed: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    shape = (batch, 1, 8, 8) if name == "conv" else (batch, 12)
+    x = torch.randn(shape, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 10, (batch,), generator=g)
+    return x, y
+
+
+def steps_for(net) -> int:
+    """Enough steps for a float64 fixed point of the tiny nets (PCN integrates with dt < 1)."""
+    return int(300 / net.dt)
+
+
+@pytest.fixture(params=ARCHITECTURES)
+def arch(request) -> str:
+    return request.param

@@ -1,0 +1,83 @@
+import pytest
+import torch
+from conftest import steps_for, tiny_batch, tiny_net
+from dense import drive_jacobian, flatten, unflatten
+
+from eqpop import get_net, settle
+from eqpop.homeostasis import weight_angle
+from eqpop.nets import ConvNet
+from eqpop.nets.conv import softmax_pool, softmax_pool_vjp
+
+
+def test_step_is_holomorphic_in_the_state(arch):
+    """Cauchy-Riemann: a complex direction's derivative equals i times the real one's."""
+    net = tiny_net(arch)
+    x, y = tiny_batch(arch)
+    u = settle(net, x, steps=steps_for(net)).state
+    uc = tuple(t.to(torch.complex128) for t in u)
+    v = tuple(torch.randn_like(t) for t in u)
+    vc = tuple(t.to(torch.complex128) for t in v)
+    _, d_real = torch.func.jvp(lambda *a: net.step(a, x, 0.1j, y), uc, vc)
+    _, d_imag = torch.func.jvp(lambda *a: net.step(a, x, 0.1j, y), uc, tuple(1j * t for t in vc))
+    for a, b in zip(d_real, d_imag):
+        torch.testing.assert_close(1j * a, b)
+
+
+def test_tied_nets_have_a_symmetric_jacobian(arch):
+    if arch == "output-feedback":
+        pytest.skip("no adjacent feedback to tie")
+    net = tiny_net(arch, symmetric=True)
+    x, _ = tiny_batch(arch, batch=1)
+    s = net.activate(settle(net, x, steps=steps_for(net)).state)
+    j = drive_jacobian(net, x, s)
+    torch.testing.assert_close(j, j.T)
+    assert not net.feedback_pairs()
+
+
+def test_untied_jacobian_is_not_symmetric(arch):
+    net = tiny_net(arch, angle=None)
+    x, _ = tiny_batch(arch, batch=1)
+    j = drive_jacobian(net, x, net.activate(settle(net, x, steps=steps_for(net)).state))
+    assert (j - j.T).norm() > 0.1 * j.norm() * 0.1
+
+
+@pytest.mark.parametrize("angle", [0.0, 30.0, 90.0])
+def test_asymmetry_angle_sets_the_initial_weight_angle(angle):
+    torch.manual_seed(0)
+    net = get_net("mlp", sizes=[200, 300, 200, 10], asymmetry_angle=angle)
+    for measured in weight_angle(net).values():
+        # independent random weights are close to orthogonal in high dimension
+        assert measured == pytest.approx(angle, abs=3.0)
+
+
+def test_softmax_pool_and_its_explicit_vjp():
+    z = torch.randn(2, 3, 4, 4, dtype=torch.float64, requires_grad=True)
+    out = softmax_pool(z)
+    assert out.shape == (2, 3, 2, 2)
+    c = torch.randn_like(out)
+    (expected,) = torch.autograd.grad(out, z, c)
+    torch.testing.assert_close(softmax_pool_vjp(z.detach(), c), expected)
+
+
+def test_paper_conv_shapes_and_bad_sizes():
+    net = ConvNet()
+    x = torch.zeros(2, 3, 32, 32)
+    assert [tuple(t.shape[1:]) for t in net.initial_state(x)] == [
+        (128, 16, 16),
+        (256, 8, 8),
+        (512, 4, 4),
+        (512, 1, 1),
+    ]
+    with pytest.raises(ValueError, match="input_size"):
+        ConvNet(input_size=30)
+    with pytest.raises(ValueError, match="unknown net"):
+        get_net("resnet")
+
+
+def test_readout_names_and_state_roundtrip(arch):
+    net = tiny_net(arch)
+    x, _ = tiny_batch(arch)
+    u = net.initial_state(x)
+    assert all(torch.equal(a, b) for a, b in zip(unflatten(flatten(u), u), u))
+    names = dict(net.named_parameters())
+    assert all(k in names for k in net.readout_names)
