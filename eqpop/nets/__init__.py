@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from eqpop.nets.base import EquilibriumNet, State
 from eqpop.nets.conv import ConvNet
@@ -24,6 +24,33 @@ def get_net(name: str, **kwargs) -> EquilibriumNet:
     return NETS[name](**kwargs)
 
 
+def net_for_data(
+    name: str,
+    input_shape: tuple[int, ...],
+    n_classes: int,
+    hidden: Sequence[int],
+    symmetric: bool = False,
+    asymmetry_angle: float | None = None,
+) -> EquilibriumNet:
+    """A net sized for images of ``input_shape = (C, H, W)``: ``hidden`` are the widths of the
+    hidden layers (dense nets) or the channels of every layer (conv net)."""
+    widths = list(hidden)
+    tying = (
+        {}
+        if name == "output-feedback"
+        else {"symmetric": symmetric, "asymmetry_angle": asymmetry_angle}
+    )
+    if name == "conv":
+        c, h, _ = input_shape
+        return get_net(
+            name, in_channels=c, input_size=h, channels=widths, n_classes=n_classes, **tying
+        )
+    n_in = 1
+    for d in input_shape:
+        n_in *= d
+    return get_net(name, sizes=[n_in, *widths, n_classes], **tying)
+
+
 __all__ = [
     "NETS",
     "ConvNet",
@@ -33,4 +60,5 @@ __all__ = [
     "PredictiveCodingNet",
     "State",
     "get_net",
+    "net_for_data",
 ]

@@ -1,0 +1,122 @@
+"""``eqpop`` command line. Bad input: one line on stderr naming the problem, exit code 2,
+nothing written."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line (no usage dump) and exits 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _list_of(kind: Callable[[str], float | int]) -> Callable[[str], tuple]:
+    def parse(text: str) -> tuple:
+        try:
+            return tuple(kind(v) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated {kind.__name__}s, got {text!r}"
+            ) from None
+
+    return parse
+
+
+def _add_compare(sub) -> None:
+    from eqpop.compare import CompareConfig
+    from eqpop.nets import NETS
+
+    d = CompareConfig.__dataclass_fields__
+    p = sub.add_parser(
+        "compare",
+        help="every estimator on one net and one batch, over |beta| and N (Fig. 2a-b)",
+        description="Estimate with rbp, exact, classic, hep and hep_continuous on one batch of the "
+        "bundled digits and write one Parquet row per (method, beta, n_points, layer).",
+    )
+    p.add_argument("--net", choices=list(NETS), default=d["net"].default)
+    p.add_argument(
+        "--hidden",
+        type=_list_of(int),
+        default=None,
+        help="hidden widths (dense nets) or channels per layer (conv), e.g. 64,32",
+    )
+    tie = p.add_mutually_exclusive_group()
+    tie.add_argument("--symmetric", action="store_true", help="tie backward to forward weights")
+    tie.add_argument(
+        "--asymmetry-angle",
+        type=float,
+        default=None,
+        help="initial angle (degrees) between backward and forward weights",
+    )
+    p.add_argument("--batch", type=int, default=d["batch"].default)
+    p.add_argument(
+        "--betas",
+        type=_list_of(float),
+        default=d["betas"].default,
+        help="teaching amplitudes |beta|, e.g. 0.01,0.05,0.1,0.5,1.0",
+    )
+    p.add_argument(
+        "--n-points",
+        type=_list_of(int),
+        default=d["n_points"].default,
+        help="numbers N of Cauchy points for hep, e.g. 2,4,6",
+    )
+    p.add_argument("--steps", type=int, default=d["steps"].default, help="free-phase steps")
+    p.add_argument("--nudge-steps", type=int, default=d["nudge_steps"].default)
+    p.add_argument(
+        "--periods",
+        type=int,
+        default=d["periods"].default,
+        help="periods of the rotating nudge for hep_continuous",
+    )
+    p.add_argument("--steps-per-point", type=int, default=d["steps_per_point"].default)
+    p.add_argument("--seed", type=int, default=d["seed"].default)
+    p.add_argument("--out", type=Path, default=Path("reports/compare/compare.parquet"))
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no table")
+    p.set_defaults(run=_run_compare)
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from eqpop.compare import CompareConfig, run_compare, summary, write_parquet_atomic
+
+    cfg = CompareConfig(
+        net=args.net, hidden=args.hidden, symmetric=args.symmetric,
+        asymmetry_angle=args.asymmetry_angle, batch=args.batch, betas=args.betas,
+        n_points=args.n_points, steps=args.steps, nudge_steps=args.nudge_steps,
+        periods=args.periods, steps_per_point=args.steps_per_point, seed=args.seed, out=args.out,
+    )  # fmt: skip
+    frame = run_compare(cfg, progress=not args.quiet)
+    write_parquet_atomic(frame, cfg.out)
+    if not args.quiet:
+        with __import__("pandas").option_context("display.width", 120, "display.max_rows", 200):
+            print(summary(frame).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(f"wrote {len(frame)} rows to {cfg.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="eqpop", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_compare(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except ValueError as err:
+        print(f"eqpop {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""`eqpop compare` end to end: real settling, real Parquet written and read back."""
+
+import pandas as pd
+import pytest
+
+from eqpop.cli import main
+from eqpop.compare import COLUMNS
+
+FAST = ["--batch", "8", "--steps", "60", "--nudge-steps", "40", "--periods", "1",
+        "--steps-per-point", "10", "--quiet"]  # fmt: skip
+
+
+def test_compare_writes_one_row_per_method_beta_n_layer(tmp_path):
+    out = tmp_path / "c.parquet"
+    code = main(["compare", "--betas", "0.05,0.5", "--n-points", "2,4", "--out", str(out), *FAST])
+    assert code == 0
+    frame = pd.read_parquet(out)
+    assert list(frame.columns) == COLUMNS
+    # rbp + exact, then per beta: classic + 2 hep + 2 hep_continuous; 3 layers each
+    assert len(frame) == (2 + 2 * 5) * 3
+    rbp = frame[frame.method == "rbp"]
+    assert (rbp.cos_rbp > 0.999999).all() and (rbp.grad_cos_rbp > 0.999999).all()
+    exact = frame[frame.method == "exact"]
+    assert (exact.rel_err_exact < 1e-12).all()
+    hep = frame[(frame.method == "hep") & (frame.beta == 0.5)].groupby("n_points").rel_err_exact
+    assert hep.max()[4] < hep.max()[2]
+    assert frame.n_points.dtype == "Int64" and set(frame.net) == {"mlp"}
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+@pytest.mark.parametrize("net", ["conv", "pcn", "output-feedback"])
+def test_compare_runs_every_architecture(tmp_path, net):
+    out = tmp_path / f"{net}.parquet"
+    hidden = ["--hidden", "4,6"] if net == "conv" else ["--hidden", "16"]
+    assert main(["compare", "--net", net, *hidden, "--betas", "0.1", "--n-points", "2",
+                 "--out", str(out), *FAST]) == 0  # fmt: skip
+    assert set(pd.read_parquet(out).method) == {"rbp", "exact", "classic", "hep", "hep_continuous"}
+
+
+@pytest.mark.parametrize(
+    "args, field",
+    [
+        (["--betas", "0.1,-1"], "betas"),
+        (["--betas", "nan"], "betas"),
+        (["--n-points", "1"], "n_points"),
+        (["--batch", "0"], "batch"),
+        (["--batch", "100000"], "batch"),
+        (["--net", "resnet"], "--net"),
+        (["--betas", "a,b"], "--betas"),
+        (["--symmetric", "--asymmetry-angle", "10"], "--asymmetry-angle"),
+        (["--out", "x.csv"], "out"),
+    ],
+)
+def test_bad_arguments_give_one_line_exit_2_and_no_file(tmp_path, capsys, args, field):
+    out = tmp_path / "sub" / "c.parquet"
+    argv = ["compare", "--out", str(out), *FAST, *args]
+    with pytest.raises(SystemExit) as exc:
+        raise SystemExit(main(argv))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and field in err
+    assert not (tmp_path / "sub").exists()
