@@ -102,10 +102,83 @@ def _run_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``eqpop train`` flags that map one to one onto config fields (flag name -> type)
+_TRAIN_FLAGS: dict[str, Callable[[str], object]] = {
+    "method": str, "beta": float, "n_points": int, "lambda_homeo": float, "epochs": int,
+    "batch_size": int, "seed": int, "data_dir": Path, "device": str, "net": str,
+    "dataset": str, "lr": float,
+}  # fmt: skip
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train one network with one estimator; one metrics row per epoch",
+        description="Train one equilibrium network. The config is built from --preset, then "
+        "--config, then the flags, then --set key=value; it is checked before anything runs.",
+    )
+    p.add_argument("--preset", help="named paper setting, e.g. digits-mlp, cifar10-conv")
+    p.add_argument("--config", type=Path, help="TOML or YAML file of config fields")
+    for name, kind in _TRAIN_FLAGS.items():
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=None)
+    p.add_argument(
+        "--init-ep",
+        action="store_true",
+        default=None,
+        help="start every free phase from a feed-forward initializer (O'Connor)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other config field, e.g. --set t_free=100 --set hidden=[256,128]",
+    )
+    p.add_argument("--out", type=Path, help="run folder (default reports/train/<name>-s<seed>)")
+    p.add_argument("--resume", action="store_true", help="continue from the run's checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_run_train)
+
+
+def _train_config(args: argparse.Namespace):
+    from eqpop.config import build_config, parse_override, read_config_file
+    from eqpop.presets import preset
+
+    values: dict = preset(args.preset) if args.preset else {}
+    if args.config:
+        values.update(read_config_file(args.config))
+    for name in (*_TRAIN_FLAGS, "init_ep"):
+        if getattr(args, name) is not None:
+            values[name] = getattr(args, name)
+    values.update(parse_override(item) for item in args.set)
+    return build_config(**values)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from eqpop.train import CHECKPOINT, METRICS, Trainer
+
+    cfg = _train_config(args)
+    name = args.preset or f"{cfg.dataset}-{cfg.net}-{cfg.method}"
+    out = args.out or Path("reports/train") / f"{name}-s{cfg.seed}"
+    if (out / CHECKPOINT).exists() and not args.resume:
+        raise ValueError(f"out: {out} already holds a run; pass --resume or another --out")
+    trainer = Trainer(cfg, out)  # loads and checks the data before anything is written
+    if args.resume and trainer.resume() and not args.quiet:
+        print(f"resuming {out} after epoch {trainer.epoch}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(cfg.model_dump_json(indent=2))
+    frame = trainer.fit(progress=not args.quiet)
+    last = frame.iloc[-1]
+    print(f"epoch {int(last.epoch)}: val error {last.val_error:.4f} "
+          f"(top-5 {last.val_top5_error:.4f}); metrics in {out / METRICS}")  # fmt: skip
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="eqpop", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_compare(sub)
+    _add_train(sub)
     return parser
 
 

@@ -88,14 +88,15 @@ def _residual(est: Estimate) -> float:
 
 def run_compare(cfg: CompareConfig, progress: bool = True) -> pd.DataFrame:
     """All estimates on one batch, in float64 (a measurement, not a training run)."""
-    from eqpop.data import DATASETS
+    from eqpop.data import load_dataset
 
     torch.manual_seed(cfg.seed)
-    data = DATASETS[cfg.dataset]()
+    data = load_dataset(cfg.dataset)
     if cfg.batch > len(data.x_val):
         raise ValueError(f"batch: at most {len(data.x_val)} for {cfg.dataset}, got {cfg.batch}")
     pick = torch.randperm(len(data.x_val), generator=torch.Generator().manual_seed(cfg.seed))
-    x, y = data.x_val[pick[: cfg.batch]].double(), data.y_val[pick[: cfg.batch]]
+    x = data.normalise(data.x_val[pick[: cfg.batch]], torch.float64)
+    y = data.y_val[pick[: cfg.batch]]
     hidden = cfg.hidden or DEFAULT_HIDDEN[cfg.net]
     net = net_for_data(
         cfg.net, data.input_shape, data.n_classes, hidden, cfg.symmetric, cfg.asymmetry_angle

@@ -40,18 +40,21 @@ def hep_continuous(
     dtype = torch.promote_types(x.dtype, torch.complex64)
     u = to_dtype(net.initial_state(x), dtype)
     sum_err = sum_s = sum_u = None
-    last_res = torch.zeros(x.shape[0])
-    for _ in range(periods):
-        for k in range(n_points):
-            bk = abs(beta) * cmath.exp(2j * cmath.pi * k / n_points)
-            for _ in range(steps_per_point):
-                with torch.no_grad():
-                    new = net.step(u, x, bk, y)
-                last_res, u = residual(new, u), new
-                s = net.activate(u)
-                sum_err = _accumulate(sum_err, tuple(v / bk for v in s))
-                sum_s, sum_u = _accumulate(sum_s, s), _accumulate(sum_u, u)
     total = periods * n_points * steps_per_point
+    with torch.no_grad():
+        for _ in range(periods):
+            for k in range(n_points):
+                bk = abs(beta) * cmath.exp(2j * cmath.pi * k / n_points)
+                # beta is constant over the interval: sum s there, divide by beta_k once
+                sum_k = None
+                for _ in range(steps_per_point):
+                    new = net.step(u, x, bk, y)
+                    prev, u = u, new
+                    s = net.activate(u)
+                    sum_k, sum_u = _accumulate(sum_k, s), _accumulate(sum_u, u)
+                sum_err = _accumulate(sum_err, tuple(v / bk for v in sum_k))
+                sum_s = _accumulate(sum_s, sum_k)
+    last_res = residual(u, prev)
     err_c = tuple(-e / total for e in sum_err)
     max_imag = max(float(e.imag.abs().max()) for e in err_c)
     error = tuple(e.real for e in err_c)

@@ -1,0 +1,177 @@
+"""One typed, validated config per training run (pydantic: one place for defaults and errors).
+
+A config comes from a preset, a TOML/YAML file and ``key=value`` overrides, in that order, and
+is validated before anything runs or is written. ``ConfigError`` carries one line that names
+the field and what it accepts.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+Method = Literal["rbp", "exact", "classic", "hep", "hep_continuous"]
+Net = Literal["mlp", "output-feedback", "conv", "pcn"]
+Dataset = Literal[
+    "digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "imagenet32", "imagefolder",
+    "synthetic",
+]  # fmt: skip
+
+
+class ConfigError(ValueError):
+    """A bad config value: the message is one line naming the field."""
+
+
+class TrainConfig(BaseModel):
+    """Everything one run needs. Field docs are the reference for ``--set key=value``."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # network
+    net: Net = "mlp"
+    hidden: list[int] = Field(default=[128], description="hidden widths, or conv channels")
+    symmetric: bool = False
+    asymmetry_angle: float | None = Field(default=None, ge=0, le=180)
+    # data
+    dataset: Dataset = "digits"
+    data_dir: Path | None = None
+    augment: bool = False
+    # estimator
+    method: Method = "hep"
+    beta: float = Field(default=0.5, gt=0)
+    n_points: int = Field(default=2, ge=2)
+    random_sign: bool = Field(default=False, description="random sign of beta per batch")
+    periods: int = Field(default=5, ge=1)
+    steps_per_point: int = Field(default=60, ge=1)
+    t_free: int = Field(default=150, ge=1)
+    t_nudge: int = Field(default=20, ge=1)
+    # homeostasis
+    lambda_homeo: float = Field(default=0.0, ge=0)
+    homeo_samples: int = Field(default=5, ge=1)
+    # optimisation
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: float = Field(default=0.01, gt=0)
+    momentum: float = Field(default=0.9, ge=0, lt=1)
+    weight_decay: float = Field(default=0.0, ge=0)
+    lr_scales: list[float] | None = Field(
+        default=None, description="one learning-rate factor per layer, then one for the readout"
+    )
+    cosine_schedule: bool = False
+    epochs: int = Field(default=10, ge=1)
+    batch_size: int = Field(default=50, ge=1)
+    eval_batch_size: int = Field(default=500, ge=1)
+    # Initialized EP (O'Connor et al. 2019)
+    init_ep: bool = False
+    init_ep_lr: float = Field(default=0.01, gt=0)
+    init_ep_lambda: float = Field(default=0.0, ge=0, description="Eq. (10) pull to prediction")
+    # measurement and run
+    probe_batch: int = Field(default=64, ge=1)
+    seed: int = 0
+    device: str = "cpu"
+    dtype: Literal["float32", "float64"] = "float32"
+
+    @field_validator("hidden")
+    @classmethod
+    def _positive_widths(cls, v: list[int]) -> list[int]:
+        if not v or min(v) < 1:
+            raise ValueError("needs at least one width, all >= 1")
+        return v
+
+    @field_validator("lr_scales")
+    @classmethod
+    def _positive_scales(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and (not v or min(v) <= 0):
+            raise ValueError("all scales must be > 0")
+        return v
+
+    @field_validator("beta", "lr", "lambda_homeo", "init_ep_lambda", "weight_decay")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("must be finite")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainConfig:
+        if self.symmetric and self.asymmetry_angle is not None:
+            raise ValueError("asymmetry_angle cannot be combined with symmetric")
+        if self.symmetric and self.net == "output-feedback":
+            raise ValueError("symmetric: the output-feedback net has no tied form")
+        if self.lr_scales is not None and len(self.lr_scales) != len(self.hidden) + 2:
+            raise ValueError(
+                f"lr_scales needs {len(self.hidden) + 2} values (one per layer, output layer "
+                f"included, then the readout), got {len(self.lr_scales)}"
+            )
+        if self.init_ep and self.method == "hep_continuous":
+            raise ValueError("init_ep needs a free phase; hep_continuous has none")
+        if self.dataset not in ("digits", "synthetic") and self.data_dir is None:
+            raise ValueError(f"dataset {self.dataset} needs data_dir (--data-dir)")
+        return self
+
+
+def _one_line(err: ValidationError) -> str:
+    first = err.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or "config"
+    msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        msg = f"unknown field; known fields: {', '.join(TrainConfig.model_fields)}"
+    elif first["type"] == "literal_error":
+        msg = f"got {first.get('input')!r}; {msg[0].lower()}{msg[1:]}"
+    return f"{field}: {msg}"
+
+
+def build_config(**values: Any) -> TrainConfig:
+    try:
+        return TrainConfig(**values)
+    except ValidationError as err:
+        raise ConfigError(_one_line(err)) from None
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """A TOML or YAML file of config fields (a table/mapping at the top level)."""
+    if not path.is_file():
+        raise ConfigError(f"config file {path}: missing")
+    text = path.read_text()
+    try:
+        if path.suffix == ".toml":
+            data = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            raise ConfigError(f"config file {path}: must end in .toml, .yaml or .yml")
+    except (tomllib.TOMLDecodeError, ValueError) as err:
+        raise ConfigError(f"config file {path}: not valid ({str(err).splitlines()[0]})") from None
+    except Exception as err:  # yaml.YAMLError
+        raise ConfigError(f"config file {path}: not valid ({str(err).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: must hold a mapping of fields")
+    return data
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``key=value`` with the value read as YAML (numbers, booleans, lists, null)."""
+    import yaml
+
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {text!r}: expected key=value")
+    key = key.strip().replace("-", "_")
+    if key not in TrainConfig.model_fields:
+        raise ConfigError(f"--set {key}: unknown field; known fields: "
+                          f"{', '.join(TrainConfig.model_fields)}")  # fmt: skip
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key, value

@@ -1,0 +1,115 @@
+"""Initialized EP (O'Connor et al. 2019): a feed-forward net predicts the free fixed point.
+
+The initializer mirrors the equilibrium net's forward path (dense or conv + softmax pooling)
+and is trained with *local* per-layer losses only: each layer regresses the settled state of
+its layer from its own, detached, input, so no gradient flows between its layers. The free
+phase then starts from its prediction, which combines with any estimator that has a free phase.
+``Anchored`` adds Eq. (10)'s pull ``lambda (s^f - s)`` towards the prediction.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from eqpop.nets.activations import shifted_sigmoid, sigmoid_weighted_unit
+from eqpop.nets.base import EquilibriumNet, State
+from eqpop.nets.conv import ConvNet, softmax_pool
+
+
+class Initializer(nn.Module):
+    """Predicts every layer's free fixed point u*_l from x in one forward pass."""
+
+    def __init__(self, net: EquilibriumNet):
+        super().__init__()
+        self.conv = isinstance(net, ConvNet)
+        if self.conv:
+            c_in = [net.w_f[0].shape[1], *net.channels[:-1]]
+            self.paddings = list(net.paddings)
+            self.layers = nn.ModuleList(
+                nn.Conv2d(ci, co, 3, padding=p)
+                for ci, co, p in zip(c_in, net.channels, net.paddings)
+            )
+            self.act = sigmoid_weighted_unit
+        else:
+            sizes = net.sizes
+            self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+            self.act = shifted_sigmoid
+        self.to(next(net.parameters()).dtype)
+
+    def _layer(self, k: int, inp: Tensor) -> Tensor:
+        if self.conv:
+            return softmax_pool(self.layers[k](inp))
+        return self.layers[k](inp.flatten(1))
+
+    def forward(self, x: Tensor, local: bool = False) -> State:
+        """Predicted states; ``local`` detaches each layer's input (training with local losses)."""
+        out, inp = [], x
+        for k in range(len(self.layers)):
+            u = self._layer(k, inp)
+            out.append(u)
+            inp = self.act(u.detach() if local else u)
+        return tuple(out)
+
+    def local_loss(self, x: Tensor, target: State) -> Tensor:
+        """Sum over layers of the mean squared distance to the settled state (Eq. 8)."""
+        pred = self(x, local=True)
+        return sum(((p - t.detach()) ** 2).flatten(1).sum(1).mean() for p, t in zip(pred, target))
+
+
+def distance(pred: State, state: State) -> float:
+    """RMS distance between a prediction and a fixed point over all units."""
+    sq = sum(float(((p - s) ** 2).sum()) for p, s in zip(pred, state))
+    return (sq / sum(s.numel() for s in state)) ** 0.5
+
+
+class Anchored(EquilibriumNet):
+    """The net with Eq. (10)'s extra pull ``lambda (u^f - u)`` towards the initializer's guess.
+
+    Its fixed point solves ``F(u) + lambda (u^f - u) = 0``. The wrapped net is not registered as
+    a submodule, so parameter names (and so ``Estimate.grads``) stay those of the net.
+    """
+
+    def __init__(self, net: EquilibriumNet, initializer: Initializer, lam: float):
+        super().__init__()
+        object.__setattr__(self, "inner", net)
+        object.__setattr__(self, "initializer", initializer)
+        self.lam = float(lam)
+        self.dt = net.dt
+        self._cache: tuple[Tensor, State] | None = None
+
+    def _target(self, x: Tensor) -> State:
+        if self._cache is None or self._cache[0] is not x:
+            with torch.no_grad():
+                self._cache = (x, self.initializer(x))
+        return self._cache[1]
+
+    def named_parameters(self, *args, **kwargs):
+        return self.inner.named_parameters(*args, **kwargs)
+
+    def parameters(self, recurse: bool = True):
+        return self.inner.parameters(recurse)
+
+    def initial_state(self, x: Tensor) -> State:
+        return self._target(x)
+
+    def activate(self, state: State) -> State:
+        return self.inner.activate(state)
+
+    def drive(self, s: State, x: Tensor, beta=0.0, y=None) -> State:
+        d = self.inner.drive(s, x, beta, y)
+        t = self._target(x)
+        return tuple((a + self.lam * b.to(a.dtype)) / (1 + self.lam) for a, b in zip(d, t))
+
+    def readout(self, state: State) -> Tensor:
+        return self.inner.readout(state)
+
+    def sample_loss(self, state: State, y: Tensor) -> Tensor:
+        return self.inner.sample_loss(state, y)
+
+    @property
+    def readout_names(self) -> tuple[str, ...]:
+        return self.inner.readout_names
+
+
+__all__ = ["Anchored", "Initializer", "distance"]

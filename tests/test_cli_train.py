@@ -1,0 +1,75 @@
+"""`eqpop train`: config from preset, file, flags and --set; bad input is one line, exit 2,
+nothing written; a finished run resumes."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from eqpop.cli import main
+
+FAST = ["--set", "hidden=[12]", "--set", "t_free=8", "--set", "t_nudge=4", "--set",
+        "probe_batch=8", "--batch-size", "256", "--quiet"]  # fmt: skip
+
+
+def test_train_from_preset_with_overrides_and_resume(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--preset", "digits-mlp", "--epochs", "1", "--out", str(out), *FAST]
+    assert main(argv) == 0
+    frame = pd.read_parquet(out / "metrics.parquet")
+    assert len(frame) == 1 and (out / "config.json").is_file()
+    assert main(argv) == 2  # the run exists: refuse to overwrite it
+    assert "--resume" in capsys.readouterr().err
+    argv[argv.index("1")] = "2"
+    assert main([*argv, "--resume"]) == 0
+    assert list(pd.read_parquet(out / "metrics.parquet").epoch) == [1, 2]
+
+
+@pytest.mark.parametrize("suffix, text", [
+    (".toml", 'method = "classic"\nbeta = 0.2\nhidden = [10]\n'),
+    (".yaml", "method: classic\nbeta: 0.2\nhidden: [10]\n"),
+])  # fmt: skip
+def test_config_files(tmp_path, suffix, text):
+    cfg = tmp_path / f"c{suffix}"
+    cfg.write_text(text)
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(cfg), "--epochs", "1", "--out", str(out), *FAST]) == 0
+    saved = (out / "config.json").read_text()
+    assert '"method": "classic"' in saved and '"beta": 0.2' in saved
+
+
+@pytest.mark.parametrize(
+    "args, field",
+    [
+        (["--method", "bptt"], "method"),
+        (["--n-points", "1"], "n_points"),
+        (["--beta", "-1"], "beta"),
+        (["--beta", "nan"], "beta"),
+        (["--epochs", "0"], "epochs"),
+        (["--batch-size", "0"], "batch_size"),
+        (["--lambda-homeo", "-0.1"], "lambda_homeo"),
+        (["--set", "t_free=0"], "t_free"),
+        (["--set", "colour=blue"], "colour"),
+        (["--set", "novalue"], "key=value"),
+        (["--preset", "nope"], "preset"),
+        (["--dataset", "cifar10"], "data_dir"),
+        (["--dataset", "mnist", "--data-dir", "/nonexistent"], "/nonexistent"),
+        (["--set", "lr_scales=[1,2]"], "lr_scales"),
+        (["--net", "resnet"], "net"),
+    ],
+)
+def test_bad_values_one_line_exit_2_nothing_written(tmp_path, capsys, args, field):
+    out = tmp_path / "run"
+    code = main(["train", "--out", str(out), "--quiet", *args])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and field in err
+    assert not out.exists()
+
+
+def test_malformed_config_file(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("method = = 3")
+    assert main(["train", "--config", str(bad), "--out", str(tmp_path / "r")]) == 2
+    assert "bad.toml" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

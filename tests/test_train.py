@@ -1,0 +1,103 @@
+"""The Trainer on real digits (small slices, few steps): records, checkpoints, exact resume,
+homeostasis, Init-EP, divergence."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from eqpop.config import build_config
+from eqpop.data import load_dataset
+from eqpop.data.base import Split
+from eqpop.train import CHECKPOINT, METRICS, Diverged, Trainer, layer_index
+
+REQUIRED = ["epoch", "train_loss", "train_error", "val_error", "val_top5_error",
+            "symmetry_ratio", "homeo_loss", "residual", "seconds", "samples_per_s"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def small() -> Split:
+    d = load_dataset("digits")
+    return Split(d.x_train[:192], d.y_train[:192], d.x_val[:96], d.y_val[:96], 10, d.mean,
+                 d.std, d.scale, "digits")  # fmt: skip
+
+
+def tiny(**kw):
+    base = dict(hidden=[16, 12], asymmetry_angle=30.0, epochs=2, batch_size=32, t_free=12,
+                t_nudge=6, lr=0.05, probe_batch=16, periods=1, steps_per_point=4)  # fmt: skip
+    return build_config(**{**base, **kw})
+
+
+def test_records_every_epoch_in_parquet(tmp_path, small):
+    trainer = Trainer(tiny(lambda_homeo=0.5), tmp_path, small)
+    trainer.fit()
+    frame = pd.read_parquet(tmp_path / METRICS)
+    assert list(frame.epoch) == [1, 2]
+    assert set(REQUIRED) <= set(frame.columns)
+    assert {"weight_angle_l0", "weight_angle_l1", "cos_rbp_l0", "cos_rbp_l2"} <= set(frame.columns)
+    assert frame.homeo_loss.notna().all() and (frame.samples_per_s > 0).all()
+    assert (tmp_path / CHECKPOINT).is_file()
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+@pytest.mark.parametrize("method", ["rbp", "exact", "classic", "hep", "hep_continuous"])
+def test_every_method_trains(small, method):
+    trainer = Trainer(tiny(method=method, epochs=1, n_points=4), None, small)
+    rec = trainer.run_epoch()
+    assert math.isfinite(rec["train_loss"]) and 0 <= rec["val_error"] <= 1
+
+
+def test_resume_gives_the_uninterrupted_result(tmp_path, small):
+    cfg = tiny(epochs=3, lambda_homeo=0.3, augment=False)
+    straight = Trainer(cfg, tmp_path / "a", small)
+    straight.fit()
+    first = Trainer(tiny(epochs=2, lambda_homeo=0.3, augment=False), tmp_path / "b", small)
+    first.fit()
+    resumed = Trainer(cfg, tmp_path / "b", small)
+    assert resumed.resume() and resumed.epoch == 2
+    resumed.fit()
+    skip = {"seconds", "samples_per_s"}
+    a, b = straight.metrics().drop(columns=skip), resumed.metrics().drop(columns=skip)
+    pd.testing.assert_frame_equal(a, b)
+    for (name, p), q in zip(straight.net.named_parameters(), resumed.net.parameters()):
+        assert torch.equal(p, q), name
+
+
+def test_resume_refuses_another_config_and_a_corrupt_checkpoint(tmp_path, small):
+    Trainer(tiny(epochs=1), tmp_path, small).fit()
+    with pytest.raises(ValueError, match="different config"):
+        Trainer(tiny(epochs=2, lr=0.5), tmp_path, small).resume()
+    (tmp_path / CHECKPOINT).write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="unreadable checkpoint"):
+        Trainer(tiny(epochs=2), tmp_path, small).resume()
+
+
+def test_init_ep_records_forward_error_and_distance(small):
+    trainer = Trainer(tiny(init_ep=True, init_ep_lambda=0.1, t_free=3), None, small)
+    frame = trainer.fit()
+    assert {"val_error_forward", "init_distance"} <= set(frame.columns)
+    # the initializer learns to predict the fixed point
+    assert frame.init_distance.iloc[-1] < frame.init_distance.iloc[0]
+
+
+def test_divergence_stops_the_run_with_a_reason(small):
+    trainer = Trainer(tiny(lr=1e38, method="rbp", epochs=3), None, small)
+    with pytest.raises(Diverged, match="non-finite"):
+        trainer.fit()
+
+
+def test_layer_wise_learning_rates(small):
+    assert [layer_index(n, 3) for n in ("w_f.0", "b.2", "w_b.0", "w_b.1", "w_o", "w_ro")] == [
+        0,
+        2,
+        1,
+        2,
+        2,
+        3,
+    ]
+    trainer = Trainer(tiny(lr_scales=[4, 3, 2, 1]), None, small)
+    lrs = sorted(g["lr"] for g in trainer.optimizer.param_groups)
+    assert lrs == pytest.approx([0.05, 0.1, 0.15, 0.2])
