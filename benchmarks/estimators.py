@@ -54,6 +54,8 @@ def bench(name, net, x, y, steps, nudge_steps, device, repeats, methods) -> list
         label = ",".join(f"{k}={v}" for k, v in hyper.items())
         rows.append({"net": name, "method": method, "hyper": label, "batch": len(x),
                      "ms": t * 1e3, "ratio": t / base})  # fmt: skip
+        print(f"  {name:22s} {method:15s} {label:55s} {t * 1e3:10.1f} ms  x{t / base:.2f}",
+              flush=True)  # fmt: skip
     return rows
 
 

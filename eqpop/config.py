@@ -41,6 +41,9 @@ class TrainConfig(BaseModel):
     hidden: list[int] = Field(default=[128], description="hidden widths, or conv channels")
     symmetric: bool = False
     asymmetry_angle: float | None = Field(default=None, ge=0, le=180)
+    dt: float | None = Field(
+        default=None, gt=0, le=1, description="step size u <- u + dt (f(u) - u); None: net's own"
+    )
     # data
     dataset: Dataset = "digits"
     data_dir: Path | None = None

@@ -3,7 +3,8 @@
 J_F is the Jacobian of the vector field with respect to the activated state:
 ``J_F = d drive(s)/ds - I`` at the free fixed point (per sample; samples do not interact).
 Its skew part A = (J_F - J_F^T)/2 is what biases EP's error vector (Eq. 11); a tied net has
-A = 0. All products with J_F are JVPs, never a dense Jacobian.
+A = 0. All products with J_F are Jacobian-vector products (``eqpop.jacobian``), never a dense
+Jacobian.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import math
 import torch
 from torch import Tensor
 
+from eqpop.jacobian import jvp_operator
 from eqpop.nets.base import EquilibriumNet, State
 
 
@@ -20,10 +22,10 @@ def _flat(state: State) -> Tensor:
     return torch.cat([t.flatten(1) for t in state], dim=1)
 
 
-def _jacobian_vector(net: EquilibriumNet, x: Tensor, s: State, v: State) -> State:
-    """``J_F v`` at activated state s (``J_F = d drive/ds - I``)."""
-    _, jv = torch.func.jvp(lambda *a: net.drive(a, x), tuple(s), tuple(v))
-    return tuple(a - b for a, b in zip(jv, v))
+def _field_jacobian(net: EquilibriumNet, x: Tensor, s: State, differentiable: bool):
+    """``v -> J_F v`` at activated state s (``J_F = d drive/ds - I``)."""
+    drive_jv = jvp_operator(lambda *a: net.drive(a, x), s, create_graph=differentiable)
+    return lambda v: tuple(a - b for a, b in zip(drive_jv(v), v))
 
 
 def _probe(like: State, generator: torch.Generator | None, rademacher: bool) -> State:
@@ -47,8 +49,9 @@ def _quadratic_forms(
     s = tuple(t.detach().repeat(n_samples, *([1] * (t.ndim - 1))) for t in net.activate(state))
     xs = x.repeat(n_samples, *([1] * (x.ndim - 1)))
     eps = _probe(s, generator, rademacher)
-    j_eps = _jacobian_vector(net, xs, s, eps)
-    jj_eps = _jacobian_vector(net, xs, s, j_eps)
+    jac = _field_jacobian(net, xs, s, differentiable=torch.is_grad_enabled())
+    j_eps = jac(eps)
+    jj_eps = jac(j_eps)
     norm = _flat(j_eps).pow(2).sum(1)
     square = (_flat(eps) * _flat(jj_eps)).sum(1)
     batch = x.shape[0]

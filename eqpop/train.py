@@ -91,7 +91,7 @@ class Trainer:
         self.data = data if data is not None else load_dataset(cfg.dataset, cfg.data_dir)
         self.net: EquilibriumNet = net_for_data(
             cfg.net, self.data.input_shape, self.data.n_classes, cfg.hidden, cfg.symmetric,
-            cfg.asymmetry_angle,
+            cfg.asymmetry_angle, cfg.dt,
         ).to(self.device, self.dtype)  # fmt: skip
         self.optimizer = self._optimizer()
         self.scheduler = (

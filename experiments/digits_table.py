@@ -18,7 +18,7 @@ import torch
 
 from eqpop.config import build_config
 from eqpop.presets import preset
-from eqpop.train import METRICS, Trainer
+from eqpop.train import METRICS, Diverged, Trainer
 
 RUNS: dict[str, dict] = {
     "rbp": dict(method="rbp"),
@@ -26,7 +26,10 @@ RUNS: dict[str, dict] = {
     "classic |beta|=0.5": dict(method="classic", beta=0.5),
     "hep N=2 |beta|=0.5": dict(method="hep", n_points=2, beta=0.5),
     "hep N=4 |beta|=0.5": dict(method="hep", n_points=4, beta=0.5),
+    "classic |beta|=1": dict(method="classic", beta=1.0),
+    "hep N=4 |beta|=1": dict(method="hep", n_points=4, beta=1.0),
     "asym 45deg, hep N=4, lambda=0": dict(asymmetry_angle=45.0, lambda_homeo=0.0),
+    "asym 45deg, hep N=4, lambda=0.3": dict(asymmetry_angle=45.0, lambda_homeo=0.3),
     "asym 45deg, hep N=4, lambda=1": dict(asymmetry_angle=45.0, lambda_homeo=1.0),
     "T_free=3, hep N=2": dict(t_free=3, n_points=2),
     "T_free=3, hep N=2, Init-EP": dict(t_free=3, n_points=2, init_ep=True),
@@ -48,13 +51,16 @@ def run(job: tuple[str, int]) -> pd.DataFrame:
     else:
         trainer = Trainer(cfg, out)
         trainer.resume()
-        frame = trainer.fit()
+        try:
+            frame = trainer.fit()
+        except Diverged as err:  # a finding, not a crash: keep what the run recorded
+            frame = trainer.metrics().assign(diverged=str(err))
     return frame.assign(run=name, seed=seed)
 
 
 def table(frames: list[pd.DataFrame]) -> str:
     df = pd.concat(frames)
-    last = df[df.epoch == df.epoch.max()]
+    last = df.groupby(["run", "seed"]).tail(1)  # a diverged run's last recorded epoch
     first = df[df.epoch == 1]
     cols = {"val_error": "val error (%)", "symmetry_ratio": "symmetry ratio",
             "cos_rbp_l0": "cos RBP, layer 0"}  # fmt: skip
@@ -72,8 +78,11 @@ def table(frames: list[pd.DataFrame]) -> str:
                          f"{100 * r.val_error_forward.std():.2f}")  # fmt: skip
         else:
             cells.append("")
+        stopped = r.epoch[r.epoch < df.epoch.max()].tolist()
+        cells.append(f"{len(stopped)} (at epoch {stopped})" if stopped else "0")
         rows.append("| " + " | ".join(cells) + " |")
-    head = ["run", *cols.values(), "symmetry after epoch 1", "forward-pass val error (%)"]
+    head = ["run", *cols.values(), "symmetry after epoch 1", "forward-pass val error (%)",
+            "diverged runs"]  # fmt: skip
     return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head), *rows])
 
 

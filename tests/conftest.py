@@ -42,3 +42,11 @@ def steps_for(net) -> int:
 @pytest.fixture(params=ARCHITECTURES)
 def arch(request) -> str:
     return request.param
+
+
+def assert_usage_error(capsys, code: int, field: str, must_not_exist) -> None:
+    """A bad input: exit code 2, one line on stderr naming the field, nothing written."""
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and field in err, err
+    assert not must_not_exist.exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from conftest import assert_usage_error
 
 from eqpop.cli import main
 
@@ -61,10 +62,7 @@ def test_config_files(tmp_path, suffix, text):
 def test_bad_values_one_line_exit_2_nothing_written(tmp_path, capsys, args, field):
     out = tmp_path / "run"
     code = main(["train", "--out", str(out), "--quiet", *args])
-    assert code == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and field in err
-    assert not out.exists()
+    assert_usage_error(capsys, code, field, out)
 
 
 def test_malformed_config_file(tmp_path, capsys):

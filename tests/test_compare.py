@@ -2,6 +2,7 @@
 
 import pandas as pd
 import pytest
+from conftest import assert_usage_error
 
 from eqpop.cli import main
 from eqpop.compare import COLUMNS
@@ -53,10 +54,5 @@ def test_compare_runs_every_architecture(tmp_path, net):
 )
 def test_bad_arguments_give_one_line_exit_2_and_no_file(tmp_path, capsys, args, field):
     out = tmp_path / "sub" / "c.parquet"
-    argv = ["compare", "--out", str(out), *FAST, *args]
-    with pytest.raises(SystemExit) as exc:
-        raise SystemExit(main(argv))
-    assert exc.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and field in err
-    assert not (tmp_path / "sub").exists()
+    code = main(["compare", "--out", str(out), *FAST, *args])
+    assert_usage_error(capsys, code, field, tmp_path / "sub")

@@ -31,10 +31,12 @@ def net_for_data(
     hidden: Sequence[int],
     symmetric: bool = False,
     asymmetry_angle: float | None = None,
+    dt: float | None = None,
 ) -> EquilibriumNet:
     """A net sized for images of ``input_shape = (C, H, W)``: ``hidden`` are the widths of the
     hidden layers (dense nets) or the channels of every layer (conv net)."""
     widths = list(hidden)
+    extra = {} if dt is None else {"dt": dt}
     tying = (
         {}
         if name == "output-feedback"
@@ -43,12 +45,18 @@ def net_for_data(
     if name == "conv":
         c, h, _ = input_shape
         return get_net(
-            name, in_channels=c, input_size=h, channels=widths, n_classes=n_classes, **tying
+            name,
+            in_channels=c,
+            input_size=h,
+            channels=widths,
+            n_classes=n_classes,
+            **tying,
+            **extra,
         )
     n_in = 1
     for d in input_shape:
         n_in *= d
-    return get_net(name, sizes=[n_in, *widths, n_classes], **tying)
+    return get_net(name, sizes=[n_in, *widths, n_classes], **tying, **extra)
 
 
 __all__ = [
