@@ -183,7 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # usage errors (exit 2) and --help (exit 0) as return codes
+        return int(stop.code or 0)
     try:
         return args.run(args)
     except ValueError as err:
