@@ -57,6 +57,11 @@ class TrainConfig(BaseModel):
     steps_per_point: int = Field(default=60, ge=1)
     t_free: int = Field(default=150, ge=1)
     t_nudge: int = Field(default=20, ge=1)
+    t_adjoint: int | None = Field(
+        default=None, ge=1,
+        description="cap on RBP's adjoint / exact's tangent iterations in training (default "
+        "t_free): the truncated series bounds the gradient where the fixed point is marginal",
+    )  # fmt: skip
     # homeostasis
     lambda_homeo: float = Field(default=0.0, ge=0)
     homeo_samples: int = Field(default=5, ge=1)

@@ -104,6 +104,9 @@ class Trainer:
             self.initializer = Initializer(self.net).to(self.device)
             self.init_optimizer = torch.optim.Adam(self.initializer.parameters(), cfg.init_ep_lr)
         self.batch_gen = torch.Generator().manual_seed(cfg.seed)
+        # built once: on a GPU the raw training set moves to the device here, not every epoch
+        self.batches = Batches(self.data, cfg.batch_size, self.device, cfg.augment,
+                               self.batch_gen, self.dtype)  # fmt: skip
         n = min(cfg.probe_batch, len(self.data.y_val))
         self.probe = (
             self.data.normalise(self.data.x_val[:n].to(self.device), self.dtype),
@@ -144,12 +147,18 @@ class Trainer:
         sign = -1.0 if self.cfg.random_sign and random.random() < 0.5 else 1.0
         return sign * self.cfg.beta
 
+    def _hyper(self) -> dict[str, Any]:
+        """Estimator hyperparameters of the config (``estimate`` passes each method its own)."""
+        cfg = self.cfg
+        cap = cfg.t_adjoint or cfg.t_free
+        return dict(beta=cfg.beta, n_points=cfg.n_points, steps=cfg.t_free,
+                    nudge_steps=cfg.t_nudge, periods=cfg.periods,
+                    steps_per_point=cfg.steps_per_point, adjoint_steps=cap,
+                    tangent_steps=cap)  # fmt: skip
+
     def train_step(self, x: Tensor, y: Tensor, stats: EpochStats) -> None:
         cfg, dyn = self.cfg, self.dynamics()
-        hyper: dict[str, Any] = dict(
-            beta=self._beta(), n_points=cfg.n_points, steps=cfg.t_free, nudge_steps=cfg.t_nudge,
-            periods=cfg.periods, steps_per_point=cfg.steps_per_point,
-        )  # fmt: skip
+        hyper: dict[str, Any] = dict(self._hyper(), beta=self._beta())
         free = None
         if cfg.method != "hep_continuous":
             free = settle(dyn, x, steps=cfg.t_free, state=self.start_state(x))
@@ -162,7 +171,7 @@ class Trainer:
         if cfg.lambda_homeo > 0:
             h = homeostasis.loss(self.net, x, state, cfg.homeo_samples)
             (cfg.lambda_homeo * h).backward()
-            stats.homeo += float(h)
+            stats.homeo += float(h.detach())
         grads = [p.grad for p in self.net.parameters() if p.grad is not None]
         if not all(bool(torch.isfinite(g).all()) for g in grads):
             raise Diverged(f"epoch {self.epoch + 1}: non-finite gradient")
@@ -217,9 +226,7 @@ class Trainer:
             out["homeo_probe"] = float(homeostasis.loss(self.net, x, free.state, generator=g))
         for k, angle in enumerate(homeostasis.weight_angle(self.net).values()):
             out[f"weight_angle_l{k}"] = angle
-        hyper = dict(beta=cfg.beta, n_points=cfg.n_points, steps=cfg.t_free,
-                     nudge_steps=cfg.t_nudge, periods=cfg.periods,
-                     steps_per_point=cfg.steps_per_point)  # fmt: skip
+        hyper = self._hyper()
         rbp = estimate(self.net, x, y, "rbp", steps=cfg.t_free, free=free)
         mine = estimate(self.net, x, y, cfg.method, **hyper,
                         **({} if cfg.method == "hep_continuous" else {"free": free}))  # fmt: skip
@@ -232,9 +239,7 @@ class Trainer:
         cfg = self.cfg
         start = time.perf_counter()
         stats = EpochStats()
-        batches = Batches(self.data, cfg.batch_size, self.device, cfg.augment, self.batch_gen,
-                          self.dtype)  # fmt: skip
-        bar = tqdm(batches, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", leave=False,
+        bar = tqdm(self.batches, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", leave=False,
                    disable=not progress, unit="batch")  # fmt: skip
         for x, y in bar:
             self.train_step(x, y, stats)

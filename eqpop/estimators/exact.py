@@ -8,8 +8,14 @@ import time
 import torch
 from torch import Tensor
 
-from eqpop.dynamics import Settled, residual
-from eqpop.estimators.base import Estimate, activated_tangent, finish, free_phase
+from eqpop.dynamics import Settled
+from eqpop.estimators.base import (
+    Estimate,
+    activated_tangent,
+    finish,
+    free_phase,
+    solve_linear,
+)
 from eqpop.jacobian import jvp_operator
 from eqpop.nets.base import EquilibriumNet
 
@@ -21,20 +27,17 @@ def exact(
     *,
     steps: int = 100,
     tangent_steps: int | None = None,
+    rtol: float = 1e-6,
     free: Settled | None = None,
 ) -> Estimate:
+    """``tangent_steps`` caps the tangent iteration (default 10 x ``steps``); it stops earlier
+    once converged to ``rtol``."""
     free = free_phase(net, x, steps, free)
     start = time.perf_counter()
     u = free.state
     zero = torch.zeros((), dtype=x.dtype)
     _, source = torch.func.jvp(lambda b: net.step(u, x, b, y), (zero,), (torch.ones_like(zero),))
-    v = source
-    res = torch.zeros(x.shape[0])
-    n = tangent_steps or steps
     tangent_map = jvp_operator(lambda *w: net.step(w, x), u)
-    with torch.no_grad():
-        for _ in range(n):
-            new = tuple(a + b for a, b in zip(tangent_map(v), source))
-            res, v = residual(new, v), new
+    v, n, res = solve_linear(tangent_map, source, tangent_steps or 10 * steps, rtol)
     error = tuple(-d for d in activated_tangent(net, u, v))
-    return finish(net, x, y, free, error, start, tangent_steps=n, tangent_residual=float(res.max()))
+    return finish(net, x, y, free, error, start, tangent_steps=n, tangent_residual=res)

@@ -11,8 +11,8 @@ import time
 import torch
 from torch import Tensor
 
-from eqpop.dynamics import Settled, residual
-from eqpop.estimators.base import Estimate, finish, free_phase, loss_cotangent
+from eqpop.dynamics import Settled
+from eqpop.estimators.base import Estimate, finish, free_phase, loss_cotangent, solve_linear
 from eqpop.nets.base import EquilibriumNet
 
 
@@ -23,17 +23,14 @@ def rbp(
     *,
     steps: int = 100,
     adjoint_steps: int | None = None,
+    rtol: float = 1e-6,
     free: Settled | None = None,
 ) -> Estimate:
+    """``adjoint_steps`` caps the adjoint iteration (default 10 x ``steps``); it stops earlier
+    once converged to ``rtol``."""
     free = free_phase(net, x, steps, free)
     start = time.perf_counter()
     source = tuple(net.dt * c for c in loss_cotangent(net, free.state, y))
     _, pullback = torch.func.vjp(lambda *u: net.step(u, x), *free.state)
-    w = source
-    res = torch.zeros(x.shape[0])
-    n = adjoint_steps or steps
-    with torch.no_grad():
-        for _ in range(n):
-            new = tuple(p + c for p, c in zip(pullback(w), source))
-            res, w = residual(new, w), new
-    return finish(net, x, y, free, w, start, adjoint_steps=n, adjoint_residual=float(res.max()))
+    w, n, res = solve_linear(pullback, source, adjoint_steps or 10 * steps, rtol)
+    return finish(net, x, y, free, w, start, adjoint_steps=n, adjoint_residual=res)

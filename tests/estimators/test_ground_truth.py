@@ -23,7 +23,7 @@ def _total_rel(a, b):
 
 def test_rbp_equals_the_implicit_solve(arch):
     net, x, y, steps, free = _setup(arch)
-    est = estimate(net, x, y, "rbp", steps=steps, free=free)
+    est = estimate(net, x, y, "rbp", steps=steps, free=free, rtol=1e-13)
     for got, want in zip(est.error, implicit_delta(net, x, y, free.state)):
         torch.testing.assert_close(got, want, rtol=1e-7, atol=1e-10)
     truth = implicit_gradient(net, x, y, free.state)
@@ -34,7 +34,7 @@ def test_rbp_equals_the_implicit_solve(arch):
 
 def test_exact_equals_the_dense_forward_solve(arch):
     net, x, y, steps, free = _setup(arch)
-    est = estimate(net, x, y, "exact", steps=steps, free=free)
+    est = estimate(net, x, y, "exact", steps=steps, free=free, rtol=1e-13)
     for got, want in zip(est.error, dense_exact(net, x, y, free.state)):
         torch.testing.assert_close(got, want, rtol=1e-7, atol=1e-10)
 
@@ -42,7 +42,7 @@ def test_exact_equals_the_dense_forward_solve(arch):
 @pytest.mark.parametrize("beta", [0.05, 0.5])
 def test_hep_bias_falls_with_n(arch, beta):
     net, x, y, steps, free = _setup(arch)
-    truth = estimate(net, x, y, "exact", steps=steps, free=free).error
+    truth = estimate(net, x, y, "exact", steps=steps, free=free, rtol=1e-13).error
     errs = [
         _total_rel(
             estimate(net, x, y, "hep", beta=beta, n_points=n, nudge_steps=steps, free=free).error,
@@ -60,7 +60,7 @@ def test_hep_bias_falls_with_n(arch, beta):
 
 def test_classic_is_worse_than_hep_n2_at_large_beta(arch):
     net, x, y, steps, free = _setup(arch)
-    truth = estimate(net, x, y, "exact", steps=steps, free=free).error
+    truth = estimate(net, x, y, "exact", steps=steps, free=free, rtol=1e-13).error
     # for the PCN, |beta| = 0.5 is close to where u*(beta) stops being analytic (see above)
     kw = dict(beta=0.2 if arch == "pcn" else 0.5, nudge_steps=steps, free=free)
     classic = _total_rel(estimate(net, x, y, "classic", **kw).error, truth)
@@ -70,7 +70,7 @@ def test_classic_is_worse_than_hep_n2_at_large_beta(arch):
 
 def test_hep_continuous_approaches_exact_as_periods_grow():
     net, x, y, steps, free = _setup("mlp")
-    truth = estimate(net, x, y, "exact", steps=steps, free=free)
+    truth = estimate(net, x, y, "exact", steps=steps, free=free, rtol=1e-13)
     errs = [
         _total_rel(
             estimate(
@@ -88,12 +88,12 @@ def test_symmetric_nets_hep_matches_rbp(arch):
     if arch == "output-feedback":
         pytest.skip("has no tied form")
     net, x, y, steps, free = _setup(arch, symmetric=True)
-    rbp = estimate(net, x, y, "rbp", steps=steps, free=free)
+    rbp = estimate(net, x, y, "rbp", steps=steps, free=free, rtol=1e-13)
     for n in (4, 6):
         hep = estimate(net, x, y, "hep", beta=0.1, n_points=n, nudge_steps=steps, free=free)
         assert min(float(c) for c in layer_cosines(hep.error, rbp.error)) > 0.9999
         assert grad_cosine(hep.grads, rbp.grads) > 0.9999
-    exact = estimate(net, x, y, "exact", steps=steps, free=free)
+    exact = estimate(net, x, y, "exact", steps=steps, free=free, rtol=1e-13)
     assert max(relative_errors(exact.error, rbp.error)) < 1e-8
 
 
