@@ -8,8 +8,6 @@ Jacobian asymmetry. The free fixed point is settled once and shared by all free-
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from tqdm import tqdm
 
 from eqpop.dynamics import settle
 from eqpop.estimators import Estimate, estimate
+from eqpop.io import atomic_write
 from eqpop.metrics import grad_cosine, layer_cosines, relative_errors
 from eqpop.nets import NETS, net_for_data
 
@@ -134,16 +133,7 @@ def run_compare(cfg: CompareConfig, progress: bool = True) -> pd.DataFrame:
 
 
 def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
-    """Write to a temporary file beside ``path``, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
 def summary(frame: pd.DataFrame) -> pd.DataFrame:

@@ -37,10 +37,6 @@ def residual(new: State, old: State) -> Tensor:
     return (sq / units).sqrt()
 
 
-def zeros_like_state(state: State) -> State:
-    return tuple(torch.zeros_like(u) for u in state)
-
-
 def to_dtype(state: State, dtype: torch.dtype) -> State:
     return tuple(u.to(dtype) for u in state)
 

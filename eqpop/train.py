@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +28,7 @@ from eqpop.data import Batches, Split, eval_batches, load_dataset
 from eqpop.dynamics import settle
 from eqpop.estimators import estimate
 from eqpop.estimators.init_ep import Anchored, Initializer, distance
+from eqpop.io import atomic_write
 from eqpop.metrics import layer_cosines
 from eqpop.nets import EquilibriumNet, net_for_data
 
@@ -39,19 +38,6 @@ METRICS = "metrics.parquet"
 
 class Diverged(RuntimeError):
     """A state or gradient became NaN/inf: the run stops with this reason."""
-
-
-def atomic_write(path: Path, write) -> None:
-    """``write(tmp_path)`` then rename onto ``path``: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def layer_index(name: str, n_layers: int) -> int:

@@ -57,17 +57,14 @@ class Split:
         return self.normalise(self.x_val, dtype), self.y_val
 
 
-def channel_stats(
-    x: np.ndarray | Tensor, scale: float, chunk: int = 65536
-) -> tuple[Tensor, Tensor]:
+def channel_stats(x: np.ndarray, scale: float, chunk: int = 65536) -> tuple[Tensor, Tensor]:
     """Per-channel mean and std of ``x * scale`` in float64, a chunk at a time (no big copies)."""
-    arr = x
-    c = arr.shape[1]
+    c = x.shape[1]
     total = np.zeros(c)
     sq = np.zeros(c)
     count = 0
-    for i in range(0, len(arr), chunk):
-        part = arr[i : i + chunk].astype(np.float64) * scale
+    for i in range(0, len(x), chunk):
+        part = x[i : i + chunk].astype(np.float64) * scale
         total += part.sum(axis=(0, 2, 3))
         sq += (part**2).sum(axis=(0, 2, 3))
         count += part.shape[0] * part.shape[2] * part.shape[3]
