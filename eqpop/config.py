@@ -7,6 +7,7 @@ the field and what it accepts.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 from pathlib import Path
@@ -87,6 +88,12 @@ class TrainConfig(BaseModel):
     device: str = "cpu"
     dtype: Literal["float32", "float64"] = "float32"
 
+    @property
+    def n_layers(self) -> int:
+        """Layers with a state: the hidden widths plus the output layer for dense nets; for the
+        conv net ``hidden`` lists every layer's channels, the last one included."""
+        return len(self.hidden) if self.net == "conv" else len(self.hidden) + 1
+
     @field_validator("hidden")
     @classmethod
     def _positive_widths(cls, v: list[int]) -> list[int]:
@@ -114,9 +121,9 @@ class TrainConfig(BaseModel):
             raise ValueError("asymmetry_angle cannot be combined with symmetric")
         if self.symmetric and self.net == "output-feedback":
             raise ValueError("symmetric: the output-feedback net has no tied form")
-        if self.lr_scales is not None and len(self.lr_scales) != len(self.hidden) + 2:
+        if self.lr_scales is not None and len(self.lr_scales) != self.n_layers + 1:
             raise ValueError(
-                f"lr_scales needs {len(self.hidden) + 2} values (one per layer, output layer "
+                f"lr_scales needs {self.n_layers + 1} values (one per layer, output layer "
                 f"included, then the readout), got {len(self.lr_scales)}"
             )
         if self.init_ep and self.method == "hep_continuous":
@@ -182,4 +189,7 @@ def parse_override(text: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
+    if isinstance(value, str):  # YAML 1.1 reads "1e-3" as text; a number is meant
+        with contextlib.suppress(ValueError):
+            value = float(value)
     return key, value

@@ -104,7 +104,7 @@ class Trainer:
     # --- set-up -----------------------------------------------------------------------------
     def _optimizer(self) -> torch.optim.Optimizer:
         cfg = self.cfg
-        n_layers = len(cfg.hidden) + 1
+        n_layers = cfg.n_layers
         groups: dict[float, list[Tensor]] = {}
         for name, p in self.net.named_parameters():
             scale = 1.0 if cfg.lr_scales is None else cfg.lr_scales[layer_index(name, n_layers)]

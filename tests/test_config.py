@@ -1,0 +1,58 @@
+import pytest
+
+from eqpop.config import ConfigError, build_config, parse_override, read_config_file
+from eqpop.presets import PRESETS, preset
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_is_a_valid_config(name, tmp_path):
+    values = preset(name)
+    if values["dataset"] not in ("digits", "synthetic"):
+        values["data_dir"] = tmp_path
+    cfg = build_config(**values)
+    if cfg.lr_scales is not None:
+        assert len(cfg.lr_scales) == cfg.n_layers + 1
+
+
+def test_paper_conv_scales_are_one_per_layer_plus_readout():
+    cfg = build_config(**preset("cifar10-conv"), data_dir=".")
+    assert cfg.n_layers == 4 and cfg.lr_scales == [25, 15, 10, 8, 5]
+
+
+@pytest.mark.parametrize(
+    "values, field",
+    [
+        ({"method": "bptt"}, "method: got 'bptt'"),
+        ({"beta": float("inf")}, "beta"),
+        ({"hidden": []}, "hidden"),
+        ({"symmetric": True, "asymmetry_angle": 3.0}, "asymmetry_angle"),
+        ({"init_ep": True, "method": "hep_continuous"}, "init_ep"),
+        ({"colour": 1}, "colour: unknown field"),
+    ],
+)
+def test_errors_are_one_line_naming_the_field(values, field):
+    with pytest.raises(ConfigError) as err:
+        build_config(**values)
+    assert field in str(err.value) and "\n" not in str(err.value)
+
+
+def test_overrides_are_typed():
+    assert parse_override("hidden=[3, 4]") == ("hidden", [3, 4])
+    assert parse_override("lr=1e-3") == ("lr", 1e-3)
+    assert parse_override("init-ep=true") == ("init_ep", True)
+    assert parse_override("data_dir=/x/y") == ("data_dir", "/x/y")
+    with pytest.raises(ConfigError, match="unknown field"):
+        parse_override("colour=red")
+
+
+def test_config_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="missing"):
+        read_config_file(tmp_path / "none.toml")
+    bad = tmp_path / "c.json"
+    bad.write_text("{}")
+    with pytest.raises(ConfigError, match="must end in"):
+        read_config_file(bad)
+    listy = tmp_path / "c.yaml"
+    listy.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        read_config_file(listy)
