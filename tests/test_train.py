@@ -101,3 +101,16 @@ def test_layer_wise_learning_rates(small):
     trainer = Trainer(tiny(lr_scales=[4, 3, 2, 1]), None, small)
     lrs = sorted(g["lr"] for g in trainer.optimizer.param_groups)
     assert lrs == pytest.approx([0.05, 0.1, 0.15, 0.2])
+
+
+def test_conv_net_trains_with_layer_scales_homeostasis_and_init_ep():
+    from eqpop.data import DATASETS
+
+    data = DATASETS["synthetic"](shape=(3, 8, 8), n_train=64, n_val=32)
+    cfg = tiny(
+        net="conv", hidden=[4, 6], dataset="synthetic", lr_scales=[3, 2, 1], lambda_homeo=1.0,
+        init_ep=True, init_ep_lambda=0.1, augment=True, epochs=1,
+    )  # fmt: skip
+    rec = Trainer(cfg, None, data).run_epoch()
+    assert math.isfinite(rec["train_loss"]) and {"weight_angle_l0", "cos_rbp_l1"} <= set(rec)
+    assert math.isfinite(rec["val_error_forward"]) and math.isfinite(rec["homeo_loss"])
