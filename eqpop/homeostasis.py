@@ -65,14 +65,17 @@ def loss(
     n_samples: int = 5,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """Eq. (12): ``E_eps[||J eps||^2 - eps^T J^2 eps]``, averaged over the batch.
+    """Eq. (12): ``E_eps[||J eps||^2 - eps^T J^2 eps] / n_units``, averaged over the batch.
 
-    Its expectation is ``2 ||A||_F^2`` per sample. Gaussian noise, ``n_samples`` per sample as
-    in the paper; differentiable in the parameters (reverse over forward mode), with the fixed
-    point itself held constant, so a trainer adds ``lambda_homeo * loss`` to its objective.
+    Its expectation is ``2 ||A||_F^2 / n_units`` per sample: normalised by the number of units,
+    as the reference implementation does, so that one ``lambda_homeo`` means the same on a
+    100-unit MLP and a 30 000-unit conv net (the paper's 0.1-15). Gaussian noise, ``n_samples``
+    per sample; differentiable in the parameters, with the fixed point held constant, so a
+    trainer adds ``lambda_homeo * loss`` to its objective.
     """
     norm, square = _quadratic_forms(net, x, state, n_samples, generator, rademacher=False)
-    return (norm - square).mean()
+    units = sum(t[0].numel() for t in state)
+    return (norm - square).mean() / units
 
 
 def symmetry_ratio(

@@ -29,8 +29,8 @@ RUNS: dict[str, dict] = {
     "classic |beta|=1": dict(method="classic", beta=1.0),
     "hep N=4 |beta|=1": dict(method="hep", n_points=4, beta=1.0),
     "asym 45deg, hep N=4, lambda=0": dict(asymmetry_angle=45.0, lambda_homeo=0.0),
-    "asym 45deg, hep N=4, lambda=0.3": dict(asymmetry_angle=45.0, lambda_homeo=0.3),
-    "asym 45deg, hep N=4, lambda=1": dict(asymmetry_angle=45.0, lambda_homeo=1.0),
+    "asym 45deg, hep N=4, lambda=10": dict(asymmetry_angle=45.0, lambda_homeo=10.0),
+    "asym 45deg, hep N=4, lambda=30": dict(asymmetry_angle=45.0, lambda_homeo=30.0),
     "T_free=3, hep N=2": dict(t_free=3, n_points=2),
     "T_free=3, hep N=2, Init-EP": dict(t_free=3, n_points=2, init_ep=True),
 }

@@ -20,11 +20,12 @@ def _per_sample_dense(net, x, state):
     return (torch.stack(v).mean() for v in (two_a, s_sq, a_sq))
 
 
-def test_loss_averages_to_twice_the_skew_norm(arch):
+def test_loss_averages_to_twice_the_skew_norm_per_unit(arch):
     net = tiny_net(arch)
     x, _ = tiny_batch(arch)
     state = settle(net, x, steps=steps_for(net)).state
-    expected, _, _ = _per_sample_dense(net, x, state)
+    two_a, _, _ = _per_sample_dense(net, x, state)
+    expected = two_a / sum(t[0].numel() for t in state)
     g = torch.Generator().manual_seed(0)
     got = homeostasis.loss(net, x, state, n_samples=4000, generator=g)
     assert float(got) == pytest.approx(float(expected), rel=0.05)
