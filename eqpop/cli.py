@@ -85,7 +85,10 @@ def _add_compare(sub) -> None:
 
 
 def _run_compare(args: argparse.Namespace) -> int:
-    from eqpop.compare import CompareConfig, run_compare, summary, write_parquet_atomic
+    import pandas as pd
+
+    from eqpop.compare import CompareConfig, run_compare, summary
+    from eqpop.io import write_parquet_atomic
 
     cfg = CompareConfig(
         net=args.net, hidden=args.hidden, symmetric=args.symmetric,
@@ -96,7 +99,7 @@ def _run_compare(args: argparse.Namespace) -> int:
     frame = run_compare(cfg, progress=not args.quiet)
     write_parquet_atomic(frame, cfg.out)
     if not args.quiet:
-        with __import__("pandas").option_context("display.width", 120, "display.max_rows", 200):
+        with pd.option_context("display.width", 120, "display.max_rows", 200):
             print(summary(frame).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print(f"wrote {len(frame)} rows to {cfg.out}")
     return 0

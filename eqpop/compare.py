@@ -17,7 +17,6 @@ from tqdm import tqdm
 
 from eqpop.dynamics import settle
 from eqpop.estimators import Estimate, estimate
-from eqpop.io import atomic_write
 from eqpop.metrics import grad_cosine, layer_cosines, relative_errors
 from eqpop.nets import NETS, net_for_data
 
@@ -130,10 +129,6 @@ def run_compare(cfg: CompareConfig, progress: bool = True) -> pd.DataFrame:
     frame["beta"] = frame["beta"].astype("float64")
     frame["n_points"] = frame["n_points"].astype("Int64")
     return frame
-
-
-def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
-    atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
 def summary(frame: pd.DataFrame) -> pd.DataFrame:

@@ -28,7 +28,7 @@ from eqpop.data import Batches, Split, eval_batches, load_dataset
 from eqpop.dynamics import settle
 from eqpop.estimators import estimate
 from eqpop.estimators.init_ep import Anchored, Initializer, distance
-from eqpop.io import atomic_write
+from eqpop.io import atomic_write, write_parquet_atomic
 from eqpop.metrics import layer_cosines
 from eqpop.nets import EquilibriumNet, net_for_data
 
@@ -298,7 +298,7 @@ class Trainer:
         """Checkpoint and metrics, each written atomically; the metrics first, so a checkpoint
         never claims an epoch whose record is missing."""
         frame = self.metrics()
-        atomic_write(self.out / METRICS, lambda p: frame.to_parquet(p, index=False))
+        write_parquet_atomic(frame, self.out / METRICS)
         sd = self.state_dict()
         atomic_write(self.out / CHECKPOINT, lambda p: torch.save(sd, p))
 
