@@ -62,7 +62,7 @@ def settle(
     complex_beta = torch.is_complex(beta) if isinstance(beta, Tensor) else isinstance(beta, complex)
     if complex_beta and not u[0].is_complex():
         u = to_dtype(u, torch.promote_types(u[0].dtype, torch.complex64))
-    res = torch.full((x.shape[0],), float("inf"))
+    res = torch.full((x.shape[0],), float("inf"), device=x.device)
     done = 0
     with torch.no_grad():
         for done in range(1, steps + 1):

@@ -8,10 +8,11 @@ from typing import Any
 # fmt: off
 _FMNIST = dict(dataset="fashion_mnist", net="mlp", hidden=[512, 512], batch_size=50,
                optimizer="sgd", lr=1e-2, momentum=0.9, epochs=50, t_free=150, t_nudge=20)
-_CIFAR = dict(net="conv", hidden=[128, 256, 512, 512], batch_size=256, optimizer="sgd",
-              momentum=0.9, weight_decay=1e-4, t_free=250, t_nudge=40, method="hep",
-              n_points=2, beta=1.0, lr_scales=[25, 15, 10, 8, 5], cosine_schedule=True,
-              augment=True, eval_batch_size=256)
+# the paper's CIFAR/ImageNet runs start symmetric (``--rotate --angle 0``)
+_CIFAR = dict(net="conv", hidden=[128, 256, 512, 512], asymmetry_angle=0.0, batch_size=256,
+              optimizer="sgd", momentum=0.9, weight_decay=1e-4, t_free=250, t_nudge=40,
+              method="hep", n_points=2, beta=1.0, lr_scales=[25, 15, 10, 8, 5],
+              cosine_schedule=True, augment=True, eval_batch_size=256)
 
 PRESETS: dict[str, dict[str, Any]] = {
     # a small default: two hidden layers with independent feedback weights started symmetric

@@ -35,7 +35,7 @@ def exact(
     free = free_phase(net, x, steps, free)
     start = time.perf_counter()
     u = free.state
-    zero = torch.zeros((), dtype=x.dtype)
+    zero = torch.zeros((), dtype=x.dtype, device=x.device)
     _, source = torch.func.jvp(lambda b: net.step(u, x, b, y), (zero,), (torch.ones_like(zero),))
     tangent_map = jvp_operator(lambda *w: net.step(w, x), u)
     v, n, res = solve_linear(tangent_map, source, tangent_steps or 10 * steps, rtol)

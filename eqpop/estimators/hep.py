@@ -55,7 +55,7 @@ def hep(
     k, b = len(points), x.shape[0]
     real = all(p.imag == 0 for p in points)
     dtype = x.dtype if real else torch.promote_types(x.dtype, torch.complex64)
-    betas = torch.tensor([p.real if real else p for p in points], dtype=dtype)
+    betas = torch.tensor([p.real if real else p for p in points], dtype=dtype, device=x.device)
     nudged = settle(
         net,
         _repeat(x, k),
