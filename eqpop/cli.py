@@ -177,11 +177,46 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_study(sub) -> None:
+    p = sub.add_parser(
+        "study",
+        help="a population of trainings searched by Optuna on Ray actors (Parquet + storage)",
+        description="Run or continue a study: Ray actors train one trial each, epoch by epoch, "
+        "Optuna (ask/tell) chooses the next setting and prunes; trials, metrics and estimator "
+        "comparisons stream to reports/<study>/. Re-running the same command continues it.",
+    )
+    p.add_argument("study", nargs="?", default="digits",
+                   help="a built-in name (digits, fashion_mnist, cifar10, cifar100, imagenet32) "
+                   "or a TOML/YAML study file; default: digits")  # fmt: skip
+    p.add_argument("--trials", type=int, help="finished (complete or pruned) trials wanted")
+    p.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
+    p.add_argument("--actors", type=int, help="Ray actors, one network each")
+    p.add_argument("--gpus-per-actor", type=float, help="1, a fraction for small nets, 0 on CPU")
+    p.add_argument("--storage", help="Optuna storage: SQLAlchemy URL or journal file path "
+                   "(default reports/<study>/optuna.journal)")  # fmt: skip
+    p.add_argument("--out", type=Path, help="study folder (default reports/<study>)")
+    p.add_argument("--data-dir", type=Path, help="where the data set's files are")
+    p.add_argument("--name", help="study name (default: the built-in's or the file's)")
+    p.add_argument("--resume", action="store_true", help="continue a study that must exist")
+    p.add_argument("--address", help="Ray: local (default), auto, or host:port of a cluster")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a training config field for every trial, e.g. --set epochs=5")  # fmt: skip
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no event lines")
+    p.set_defaults(run=_run_study)
+
+
+def _run_study(args: argparse.Namespace) -> int:
+    from eqpop.population.cli import run_study_command
+
+    return run_study_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="eqpop", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_compare(sub)
     _add_train(sub)
+    _add_study(sub)
     return parser
 
 

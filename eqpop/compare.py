@@ -13,17 +13,20 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from torch import Tensor
 from tqdm import tqdm
 
-from eqpop.dynamics import settle
+from eqpop.dynamics import Settled, settle
 from eqpop.estimators import Estimate, estimate
 from eqpop.metrics import grad_cosine, layer_cosines, relative_errors
-from eqpop.nets import NETS, net_for_data
+from eqpop.nets import NETS, EquilibriumNet, net_for_data
 
-COLUMNS = [
+#: the measurement columns of one comparison row (also the study's ``comparisons/``)
+MEASURES = [
     "method", "beta", "n_points", "layer", "cos_rbp", "cos_exact", "rel_err_exact",
-    "grad_cos_rbp", "seconds", "residual", "net", "dataset", "seed",
+    "grad_cos_rbp", "seconds", "residual",
 ]  # fmt: skip
+COLUMNS = [*MEASURES, "net", "dataset", "seed"]
 
 DEFAULT_HIDDEN = {"mlp": (64, 32), "output-feedback": (64, 32), "pcn": (64, 32), "conv": (16, 32)}
 
@@ -70,18 +73,75 @@ class CompareConfig:
             raise ValueError(f"out: must end in .parquet, got {self.out}")
 
 
-def _runs(cfg: CompareConfig) -> list[tuple[str, float | None, int | None]]:
-    runs: list[tuple[str, float | None, int | None]] = [("rbp", None, None), ("exact", None, None)]
-    for beta in cfg.betas:
-        runs.append(("classic", beta, None))
-        runs += [("hep", beta, n) for n in cfg.n_points]
-        runs += [("hep_continuous", beta, n) for n in cfg.n_points]
-    return runs
+@dataclass(frozen=True)
+class Grid:
+    """Which estimates one comparison makes: rbp and exact, then classic, hep (each N) and
+    hep_continuous (each N) at every |beta|; and their settling budgets."""
+
+    betas: tuple[float, ...]
+    n_points: tuple[int, ...]
+    steps: int
+    nudge_steps: int
+    periods: int
+    steps_per_point: int
+
+    def runs(
+        self, truth: bool = True, continuous: bool = True
+    ) -> list[tuple[str, float | None, int | None]]:
+        runs: list[tuple[str, float | None, int | None]] = (
+            [("rbp", None, None), ("exact", None, None)] if truth else []
+        )
+        for beta in self.betas:
+            runs.append(("classic", beta, None))
+            runs += [("hep", beta, n) for n in self.n_points]
+            if continuous:
+                runs += [("hep_continuous", beta, n) for n in self.n_points]
+        return runs
 
 
 def _residual(est: Estimate) -> float:
     keys = ("nudge_residual", "final_residual", "adjoint_residual", "tangent_residual")
     return next((est.stats[k] for k in keys if k in est.stats), est.stats.get("free_residual"))
+
+
+def estimate_grid(
+    net: EquilibriumNet, x: Tensor, y: Tensor, grid: Grid, free: Settled, truth: bool = True,
+    continuous: bool = True, progress: bool = False,
+) -> dict[tuple, Estimate]:  # fmt: skip
+    """Every estimate of the grid from one free fixed point (``truth``: with rbp and exact;
+    ``continuous``: with hep_continuous, which runs its own free phase)."""
+    common = dict(steps=grid.steps, nudge_steps=grid.nudge_steps, free=free,
+                  periods=grid.periods, steps_per_point=grid.steps_per_point)  # fmt: skip
+    results: dict[tuple, Estimate] = {}
+    runs = grid.runs(truth, continuous)
+    for method, beta, n in tqdm(runs, desc="estimating", disable=not progress, unit="est"):
+        hyper = dict(common)
+        if beta is not None:
+            hyper["beta"] = beta
+        if n is not None:
+            hyper["n_points"] = n
+        results[(method, beta, n)] = estimate(net, x, y, method, **hyper)
+    return results
+
+
+def comparison_rows(
+    results: dict[tuple, Estimate], rbp: Estimate, exact: Estimate
+) -> list[dict[str, object]]:
+    """One row per estimate and layer: cosines with RBP's delta and the exact d_beta s*."""
+    rows: list[dict[str, object]] = []
+    for (method, beta, n), est in results.items():
+        cos_rbp = layer_cosines(est.error, rbp.error)
+        cos_exact = layer_cosines(est.error, exact.error)
+        rel = relative_errors(est.error, exact.error)
+        gcos = grad_cosine(est.grads, rbp.grads)
+        for layer in range(len(est.error)):
+            rows.append({
+                "method": method, "beta": beta, "n_points": n, "layer": layer,
+                "cos_rbp": float(cos_rbp[layer]), "cos_exact": float(cos_exact[layer]),
+                "rel_err_exact": rel[layer], "grad_cos_rbp": gcos,
+                "seconds": est.stats["seconds"], "residual": _residual(est),
+            })  # fmt: skip
+    return rows
 
 
 def run_compare(cfg: CompareConfig, progress: bool = True) -> pd.DataFrame:
@@ -99,36 +159,19 @@ def run_compare(cfg: CompareConfig, progress: bool = True) -> pd.DataFrame:
     net = net_for_data(
         cfg.net, data.input_shape, data.n_classes, hidden, cfg.symmetric, cfg.asymmetry_angle
     ).double()
-    free = settle(net, x, steps=cfg.steps)
-    common = dict(steps=cfg.steps, nudge_steps=cfg.nudge_steps, free=free,
-                  periods=cfg.periods, steps_per_point=cfg.steps_per_point)  # fmt: skip
-    results: dict[tuple, Estimate] = {}
-    for method, beta, n in tqdm(_runs(cfg), desc="estimating", disable=not progress, unit="est"):
-        hyper = dict(common)
-        if beta is not None:
-            hyper["beta"] = beta
-        if n is not None:
-            hyper["n_points"] = n
-        results[(method, beta, n)] = estimate(net, x, y, method, **hyper)
-    rbp, exact = results[("rbp", None, None)], results[("exact", None, None)]
-    rows = []
-    for (method, beta, n), est in results.items():
-        cos_rbp = layer_cosines(est.error, rbp.error)
-        cos_exact = layer_cosines(est.error, exact.error)
-        rel = relative_errors(est.error, exact.error)
-        gcos = grad_cosine(est.grads, rbp.grads)
-        for layer in range(len(est.error)):
-            rows.append({
-                "method": method, "beta": beta, "n_points": n, "layer": layer,
-                "cos_rbp": float(cos_rbp[layer]), "cos_exact": float(cos_exact[layer]),
-                "rel_err_exact": rel[layer], "grad_cos_rbp": gcos,
-                "seconds": est.stats["seconds"], "residual": _residual(est),
-                "net": cfg.net, "dataset": cfg.dataset, "seed": cfg.seed,
-            })  # fmt: skip
-    frame = pd.DataFrame(rows, columns=COLUMNS)
-    frame["beta"] = frame["beta"].astype("float64")
-    frame["n_points"] = frame["n_points"].astype("Int64")
-    return frame
+    grid = Grid(cfg.betas, cfg.n_points, cfg.steps, cfg.nudge_steps, cfg.periods,
+                cfg.steps_per_point)  # fmt: skip
+    results = estimate_grid(net, x, y, grid, settle(net, x, steps=cfg.steps), progress=progress)
+    rows = comparison_rows(results, results[("rbp", None, None)], results[("exact", None, None)])
+    frame = pd.DataFrame(rows, columns=MEASURES).assign(
+        net=cfg.net, dataset=cfg.dataset, seed=cfg.seed
+    )
+    return typed(frame)[COLUMNS]
+
+
+def typed(frame: pd.DataFrame) -> pd.DataFrame:
+    """beta as float (NaN for rbp/exact) and N as a nullable int, whatever the rows hold."""
+    return frame.astype({"beta": "float64", "n_points": "Int64", "layer": "int64"})
 
 
 def summary(frame: pd.DataFrame) -> pd.DataFrame:

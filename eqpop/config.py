@@ -133,12 +133,18 @@ class TrainConfig(BaseModel):
         return self
 
 
-def _one_line(err: ValidationError) -> str:
+def one_line(
+    err: ValidationError, model: type[BaseModel] | None = None, what: str = "config"
+) -> str:
+    """The first validation error as ``field: what is wrong`` (``what`` when it concerns the
+    whole; the known fields of ``model`` listed for an unknown top-level field)."""
+    model = model or TrainConfig
     first = err.errors()[0]
-    field = ".".join(str(p) for p in first["loc"]) or "config"
+    field = ".".join(str(p) for p in first["loc"]) or what
     msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
-        msg = f"unknown field; known fields: {', '.join(TrainConfig.model_fields)}"
+        known = f"; known fields: {', '.join(model.model_fields)}" if len(first["loc"]) == 1 else ""
+        msg = f"unknown field{known}"
     elif first["type"] == "literal_error":
         msg = f"got {first.get('input')!r}; {msg[0].lower()}{msg[1:]}"
     return f"{field}: {msg}"
@@ -148,7 +154,7 @@ def build_config(**values: Any) -> TrainConfig:
     try:
         return TrainConfig(**values)
     except ValidationError as err:
-        raise ConfigError(_one_line(err)) from None
+        raise ConfigError(one_line(err)) from None
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Tiny float64 nets of every architecture, and dense-Jacobian ground truth (tests only)."""
+"""Tiny float64 nets of every architecture, dense-Jacobian ground truth, usage-error checks, and
+one local Ray instance (2 CPUs) shared by the whole test session (tests only)."""
 
 from __future__ import annotations
 
@@ -50,3 +51,12 @@ def assert_usage_error(capsys, code: int, field: str, must_not_exist) -> None:
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and field in err, err
     assert not must_not_exist.exists()
+
+
+@pytest.fixture(scope="session")
+def ray_address():
+    """Start Ray once; tests that run drivers in subprocesses join it by this address."""
+    ray = pytest.importorskip("ray")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()

@@ -1,0 +1,66 @@
+"""``eqpop study`` and the ``studies/*.py`` drivers: build the study from a built-in or a file
+plus the flags, check it all, then start Ray and run."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from eqpop.config import ConfigError, parse_override, read_config_file
+from eqpop.population.builtin import BUILTIN
+from eqpop.population.spec import StudyConfig, build_study
+
+#: flags that map one to one onto study fields
+_FLAGS = ("trials", "timeout", "actors", "gpus_per_actor", "storage", "out", "address", "name")
+_CLUSTER_FILE = Path("/tmp/ray/ray_current_cluster")
+
+
+def study_from_args(args: argparse.Namespace) -> StudyConfig:
+    overrides: dict[str, Any] = {f: getattr(args, f) for f in _FLAGS}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    base_extra = dict(parse_override(item) for item in args.set)
+    if args.data_dir is not None:
+        base_extra["data_dir"] = args.data_dir
+    if args.study in BUILTIN:
+        values = {"name": args.study, **BUILTIN[args.study]}
+    else:
+        path = Path(args.study)
+        if path.suffix not in (".toml", ".yaml", ".yml"):
+            raise ConfigError(f"study: unknown {args.study!r}; choose one of "
+                              f"{', '.join(BUILTIN)} or give a .toml/.yaml study file")  # fmt: skip
+        values = {"name": path.stem, **read_config_file(path)}
+    values["base"] = {**values.get("base", {}), **base_extra}
+    return build_study(**{**values, **overrides})
+
+
+def _study_exists(spec: StudyConfig) -> bool:
+    import optuna
+
+    from eqpop.population.driver import open_storage
+
+    url = spec.storage_url
+    if "://" not in url and not Path(url).is_file():
+        return False
+    return spec.name in optuna.study.get_all_study_names(open_storage(url))
+
+
+def resolve_address(address: str) -> str:
+    """``detect``: join the Ray cluster running here (``ray submit``), else start a local one."""
+    if address != "detect":
+        return address
+    return "auto" if os.environ.get("RAY_ADDRESS") or _CLUSTER_FILE.exists() else "local"
+
+
+def run_study_command(args: argparse.Namespace) -> int:
+    from eqpop.population.driver import mask_password, run_study
+
+    spec = study_from_args(args)
+    if args.resume and not _study_exists(spec):
+        raise ConfigError(f"--resume: no study {spec.name!r} in "
+                          f"{mask_password(spec.storage_url)}")  # fmt: skip
+    spec = spec.model_copy(update={"address": resolve_address(spec.address)})
+    summary = run_study(spec, progress=not args.quiet)
+    print(summary.table())
+    return 0

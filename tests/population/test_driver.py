@@ -1,0 +1,104 @@
+"""The driver on a real local Ray (2 CPUs) and a real Optuna journal: asynchronous trials,
+pruning, divergence, an actor killed mid-trial, and Parquet that agrees with the storage."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import optuna
+import pandas as pd
+from optuna.trial import TrialState
+from tiny import tiny_study
+
+from eqpop.population.driver import open_storage, run_study
+
+
+def load(spec):
+    study = optuna.load_study(study_name=spec.name, storage=open_storage(spec.storage_url))
+    frames = {d: pd.read_parquet(spec.out / d) for d in ("trials", "metrics", "comparisons")}
+    return study, frames
+
+
+def assert_parquet_agrees(study, frames):
+    """One trial row per finished trial with the storage's state and value; per trial, metrics
+    rows for epochs 1..n without duplicates, n the last epoch the storage heard of."""
+    trials = study.get_trials(deepcopy=False)
+    rows = frames["trials"].set_index("trial")
+    assert rows.index.is_unique
+    assert set(rows.index) == {t.number for t in trials if t.state.is_finished()}
+    for t in trials:
+        if not t.state.is_finished():
+            continue
+        assert rows.loc[t.number, "state"] == t.state.name
+        if t.value is not None:
+            assert rows.loc[t.number, "value"] == t.value
+        epochs = frames["metrics"].query("trial == @t.number").epoch.tolist()
+        assert sorted(epochs) == list(range(1, len(epochs) + 1))
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
+            assert len(epochs) == t.last_step
+            assert dict(t.intermediate_values) == dict(
+                frames["metrics"].query("trial == @t.number")[["epoch", "val_error"]].values
+            )
+    assert not frames["metrics"].duplicated(["trial", "epoch"]).any()
+
+
+def test_two_actors_fill_the_budget_and_parquet_agrees(ray_address, tmp_path):
+    spec = tiny_study(tmp_path, trials=4, pruner="none")
+    summary = run_study(spec, progress=False)
+    study, frames = load(spec)
+    assert summary.counts == {"COMPLETE": 4}
+    assert_parquet_agrees(study, frames)
+    assert set(frames["trials"].param_method) <= {"classic", "hep"}
+    comps = frames["comparisons"]
+    assert set(comps.epoch) == {2, 3} and set(comps.trial) == set(range(4))
+    assert {"rbp", "exact", "classic", "hep", "hep_continuous"} == set(comps.method)
+    assert (spec.out / "summary.json").is_file() and 0 < summary.busy_fraction <= 1
+    # started again with the same budget: the study is complete, nothing runs, nothing doubles
+    again = run_study(spec, progress=False)
+    assert again.counts == {"COMPLETE": 4}
+    assert_parquet_agrees(*load(spec))
+
+
+def _enqueue(spec, lrs):
+    study = optuna.create_study(study_name=spec.name, storage=open_storage(spec.storage_url))
+    for lr in lrs:
+        study.enqueue_trial({"lr": lr})
+
+
+def test_pruning_and_divergence_end_trials_and_the_study_goes_on(ray_address, tmp_path):
+    spec = tiny_study(tmp_path, trials=3, actors=1, pruner="median", pruner_startup=1,
+                      pruner_warmup=0, space={"lr": {"choices": [0.1, 1e-7, 1e38]}},
+                      base=dict(hidden=[16], epochs=3, t_free=10, t_nudge=5, batch_size=64,
+                                method="rbp"))  # fmt: skip
+    _enqueue(spec, [0.1, 1e-7, 1e38, 0.1])
+    summary = run_study(spec, progress=False)
+    study, frames = load(spec)
+    states = [t.state for t in study.get_trials()]
+    assert states == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL,
+                      TrialState.COMPLETE]  # fmt: skip
+    assert "non-finite" in study.trials[2].user_attrs["fail_reason"]
+    assert frames["trials"].set_index("trial").fail_reason[2].startswith("diverged")
+    assert summary.counts == {"COMPLETE": 2, "PRUNED": 1, "FAIL": 1}
+    assert_parquet_agrees(study, frames)
+
+
+def test_actor_killed_mid_trial_is_retried_from_its_checkpoint(ray_address, tmp_path):
+    spec = tiny_study(tmp_path, trials=2, actors=1, pruner="none")
+    killed = []
+
+    def kill_once(kind, info):
+        if kind == "epoch" and info["trial"] == 0 and info["epoch"] == 1 and not killed:
+            os.kill(info["pid"], signal.SIGKILL)
+            killed.append(info["pid"])
+
+    run_study(spec, progress=False, on_event=kill_once)
+    study, frames = load(spec)
+    first = study.trials[0]
+    assert first.state == TrialState.FAIL and "actor died" in first.user_attrs["fail_reason"]
+    retry = next(t for t in study.trials if t.user_attrs.get("retry_of") == 0)
+    assert retry.state == TrialState.COMPLETE and retry.params == first.params
+    rows = frames["metrics"].query("trial == @retry.number").sort_values("epoch")
+    assert rows.epoch.tolist() == [1, 2, 3] and rows.resumed.tolist() == [True, False, False]
+    assert len([t for t in study.trials if t.state == TrialState.COMPLETE]) == 2
+    assert_parquet_agrees(study, frames)
