@@ -64,3 +64,12 @@ def run_study_command(args: argparse.Namespace) -> int:
     summary = run_study(spec, progress=not args.quiet)
     print(summary.table())
     return 0
+
+
+def script_main(study: str, argv: list[str]) -> int:
+    """``studies/<study>.py``: the built-in study as a standalone Ray driver, joining the Ray
+    cluster it runs on (``ray submit``) or starting a local one."""
+    from eqpop.cli import main
+
+    address = [] if any(a.startswith("--address") for a in argv) else ["--address", "detect"]
+    return main(["study", study, *argv, *address])

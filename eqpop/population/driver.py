@@ -415,6 +415,20 @@ def connect(address: str, num_cpus: int | None = None) -> None:
     ray.init(address=address, **kwargs)
 
 
+def check_resources(spec: StudyConfig) -> None:
+    """On a fixed (local) Ray instance, actors that ask for more than there is would wait
+    forever: say so instead. An autoscaling cluster adds GPU nodes on demand."""
+    have = ray.cluster_resources()
+    if spec.gpus_per_actor > have.get("GPU", 0):
+        raise ValueError(f"gpus_per_actor: {spec.gpus_per_actor:g} asked, Ray has "
+                         f"{have.get('GPU', 0):g} GPUs here; 0 trains on CPUs")  # fmt: skip
+    if spec.cpus_per_actor > have.get("CPU", 0):
+        raise ValueError(f"cpus_per_actor: {spec.cpus_per_actor:g} asked, Ray has "
+                         f"{have.get('CPU', 0):g} CPUs here")  # fmt: skip
+
+
 def run_study(spec: StudyConfig, progress: bool = True, on_event: Event | None = None) -> Summary:
     connect(spec.address)
+    if spec.address != "auto":
+        check_resources(spec)
     return Driver(spec, progress, on_event).run()

@@ -1,0 +1,21 @@
+"""Table 2: the paper's ConvNet (128-256-512-512) with hEP and homeostasis on CIFAR-10
+(cifar10-conv preset); 32 trials, one GPU per actor, Hyperband pruning.
+
+Search space: |beta| log-uniform 0.1-2, N in {2, 4, 6, 8}, lambda_homeo 0 or log-uniform 0.1-20,
+lr log-uniform 2e-3-2e-2.
+
+    python studies/cifar10.py --data-dir DIR         # cifar-10-batches-py/ inside
+    ray submit cluster/aws-gpu.yaml studies/cifar10.py --data-dir ~/data/cifar10 \
+        --storage postgresql:///optuna --out ~/reports/cifar10
+
+Every ``eqpop study`` flag works here (--trials, --timeout, --actors, --gpus-per-actor,
+--storage, --out, --resume, --set KEY=VALUE). Run again to continue the study. The space lives
+in ``eqpop/population/builtin.py``.
+"""
+
+import sys
+
+from eqpop.population.cli import script_main
+
+if __name__ == "__main__":
+    sys.exit(script_main("cifar10", sys.argv[1:]))

@@ -1,0 +1,21 @@
+"""Table 2: the paper's ConvNet with hEP and homeostasis on ImageNet 32x32
+(imagenet32-conv preset); 16 trials, one GPU per actor, Hyperband pruning.
+
+Search space: |beta| log-uniform 0.1-2, N in {2, 4, 6, 8}, lambda_homeo 0 or log-uniform 0.1-20,
+lr log-uniform 2e-3-2e-2.
+
+    python studies/imagenet32.py --data-dir DIR      # the npz batches
+    ray submit cluster/aws-gpu.yaml studies/imagenet32.py --data-dir ~/data/imagenet32 \
+        --storage postgresql:///optuna --out ~/reports/imagenet32
+
+Every ``eqpop study`` flag works here (--trials, --timeout, --actors, --gpus-per-actor,
+--storage, --out, --resume, --set KEY=VALUE). Run again to continue the study. The space lives
+in ``eqpop/population/builtin.py``.
+"""
+
+import sys
+
+from eqpop.population.cli import script_main
+
+if __name__ == "__main__":
+    sys.exit(script_main("imagenet32", sys.argv[1:]))

@@ -1,0 +1,96 @@
+"""``eqpop study``: bad input is one line and exit 2 with nothing written; a driver killed with
+SIGKILL and started again with the same command finishes the study, nothing lost or doubled."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+from conftest import assert_usage_error
+from optuna.trial import TrialState
+from test_driver import assert_parquet_agrees, load
+from tiny import tiny_study
+
+from eqpop.cli import main
+from eqpop.population.driver import mask_password, open_storage
+
+
+@pytest.mark.parametrize("args, field", [
+    (["nope"], "study"),
+    (["digits", "--trials", "0"], "trials"),
+    (["digits", "--actors", "0"], "actors"),
+    (["digits", "--name", "../up"], "name"),
+    (["digits", "--set", "beta=-1"], "beta"),
+    (["digits", "--set", "no_such=1"], "no_such"),
+    (["digits", "--resume"], "--resume"),
+    (["fashion_mnist"], "data_dir"),
+])  # fmt: skip
+def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, args, field):
+    out = tmp_path / "study"
+    assert_usage_error(capsys, main(["study", *args, "--out", str(out)]), field, out)
+
+
+def test_malformed_study_file(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    assert_usage_error(capsys, main(["study", str(bad), "--out", str(tmp_path / "o")]),
+                       "bad.yaml", tmp_path / "o")  # fmt: skip
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text("space = {beta = {low = 1.0, high = 0.5}}\n")
+    assert_usage_error(capsys, main(["study", str(wrong), "--out", str(tmp_path / "o")]),
+                       "space.beta", tmp_path / "o")  # fmt: skip
+
+
+def test_passwords_are_masked():
+    assert mask_password("postgresql://eq:s3cret@db:5432/optuna") == \
+        "postgresql://eq:***@db:5432/optuna"  # fmt: skip
+    assert mask_password("reports/x/optuna.journal") == "reports/x/optuna.journal"
+
+
+def _study_file(tmp_path) -> tuple:
+    spec = tiny_study(tmp_path, trials=5, pruner="none")
+    values = spec.model_dump(mode="json", exclude={"out", "storage", "address"})
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return spec, path
+
+
+def test_driver_killed_with_sigkill_resumes_with_the_same_command(ray_address, tmp_path):
+    spec, path = _study_file(tmp_path)
+    cmd = [sys.executable, "-m", "eqpop.cli", "study", str(path), "--out", str(spec.out),
+           "--address", ray_address, "--quiet"]  # fmt: skip
+    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and first.poll() is None:
+        parts = list((spec.out / "trials").glob("part-*.parquet"))
+        if parts and len(pd.read_parquet(spec.out / "trials")) >= 2:
+            break
+        time.sleep(0.2)
+    assert first.poll() is None, first.stderr.read().decode()[-2000:]
+    first.kill()  # SIGKILL: no cleanup, trials left RUNNING in the journal
+    first.wait()
+    mid = optuna.load_study(study_name="tiny", storage=open_storage(spec.storage_url))
+    assert any(t.state == TrialState.RUNNING for t in mid.trials)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    study, frames = load(spec)
+    finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == 5
+    failed = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert failed and all("driver stopped" in t.user_attrs["fail_reason"] for t in failed)
+    retried = {t.user_attrs.get("retry_of") for t in study.trials} - {None}
+    assert retried == {t.number for t in failed}
+    assert_parquet_agrees(study, frames)
+    assert "best trial" in done.stdout
+
+
+def test_more_gpus_than_ray_has_is_refused(ray_address, tmp_path, capsys):
+    out = tmp_path / "gpu"
+    code = main(["study", "digits", "--gpus-per-actor", "1", "--address", ray_address,
+                 "--out", str(out), "--quiet"])  # fmt: skip
+    assert code == 2 and "gpus_per_actor" in capsys.readouterr().err and not out.exists()
