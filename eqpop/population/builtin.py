@@ -26,8 +26,8 @@ BUILTIN: dict[str, dict[str, Any]] = {
     "digits": dict(
         preset="digits-mlp", base={"epochs": 10, "probe_batch": 64},
         space={**_PAPER_SPACE, "lr": {"low": 0.01, "high": 0.2, "log": True}},
-        trials=16, actors=2, cpus_per_actor=1.0, pruner="median", pruner_warmup=2,
-        pruner_startup=3, probe={"every": 5, "batch": 32, "betas": [0.1, 0.5], "n_points": [2, 4]},
+        trials=24, actors=2, cpus_per_actor=1.0, pruner="median", pruner_warmup=3,
+        pruner_startup=4, probe={"every": 5, "batch": 32, "betas": [0.1, 0.5], "n_points": [2, 4]},
     ),  # fmt: skip
     # Table 1 and Fig. 3-4: the 784-512-512-10 MLP, from symmetric to independent feedback
     "fashion_mnist": dict(

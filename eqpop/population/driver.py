@@ -12,6 +12,7 @@ trial rows are written after, so a restart can add missing trial rows and never 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import time
@@ -409,7 +410,8 @@ def connect(address: str, num_cpus: int | None = None) -> None:
     """Start or join Ray once per process (a test session shares one local instance)."""
     if ray.is_initialized():
         return
-    kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False)
+    kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False,
+                                  logging_level=logging.WARNING)  # fmt: skip
     if address == "local":
         kwargs["num_cpus"] = num_cpus
     ray.init(address=address, **kwargs)

@@ -60,6 +60,18 @@ def _study_file(tmp_path) -> tuple:
     return spec, path
 
 
+def _finished_rows(spec) -> int:
+    parts = list((spec.out / "trials").glob("part-*.parquet"))
+    return len(pd.read_parquet(spec.out / "trials")) if parts else 0
+
+
+def _running(spec) -> bool:
+    if not spec.out.joinpath("optuna.journal").exists():
+        return False
+    study = optuna.load_study(study_name=spec.name, storage=open_storage(spec.storage_url))
+    return any(t.state == TrialState.RUNNING for t in study.trials)
+
+
 def test_driver_killed_with_sigkill_resumes_with_the_same_command(ray_address, tmp_path):
     spec, path = _study_file(tmp_path)
     cmd = [sys.executable, "-m", "eqpop.cli", "study", str(path), "--out", str(spec.out),
@@ -67,15 +79,13 @@ def test_driver_killed_with_sigkill_resumes_with_the_same_command(ray_address, t
     first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and first.poll() is None:
-        parts = list((spec.out / "trials").glob("part-*.parquet"))
-        if parts and len(pd.read_parquet(spec.out / "trials")) >= 2:
+        if _finished_rows(spec) >= 2 and _running(spec):
             break
         time.sleep(0.2)
     assert first.poll() is None, first.stderr.read().decode()[-2000:]
     first.kill()  # SIGKILL: no cleanup, trials left RUNNING in the journal
     first.wait()
-    mid = optuna.load_study(study_name="tiny", storage=open_storage(spec.storage_url))
-    assert any(t.state == TrialState.RUNNING for t in mid.trials)
+    assert _running(spec)
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     study, frames = load(spec)
