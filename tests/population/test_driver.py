@@ -102,3 +102,11 @@ def test_actor_killed_mid_trial_is_retried_from_its_checkpoint(ray_address, tmp_
     assert rows.epoch.tolist() == [1, 2, 3] and rows.resumed.tolist() == [True, False, False]
     assert len([t for t in study.trials if t.state == TrialState.COMPLETE]) == 2
     assert_parquet_agrees(study, frames)
+
+
+def test_an_sqlalchemy_url_works_as_storage(ray_address, tmp_path):
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    spec = tiny_study(tmp_path, trials=2, pruner="none", storage=url)
+    assert run_study(spec, progress=False).counts == {"COMPLETE": 2}
+    assert_parquet_agrees(*load(spec))
+    assert not (spec.out / "optuna.journal").exists()
