@@ -168,8 +168,6 @@ def _run_train(args: argparse.Namespace) -> int:
     trainer = Trainer(cfg, out)  # loads and checks the data before anything is written
     if args.resume and trainer.resume() and not args.quiet:
         print(f"resuming {out} after epoch {trainer.epoch}")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(cfg.model_dump_json(indent=2))
     frame = trainer.fit(progress=not args.quiet)
     last = frame.iloc[-1]
     print(f"epoch {int(last.epoch)}: val error {last.val_error:.4f} "
@@ -211,12 +209,36 @@ def _run_study(args: argparse.Namespace) -> int:
     return run_study_command(args)
 
 
+def _add_report(sub) -> None:
+    p = sub.add_parser(
+        "report",
+        help="the papers' tables and figures, and report.html, from studies and runs",
+        description="Read one or more study folders, eqpop train run folders or eqpop compare "
+        "outputs (or a folder holding several) and write Markdown/CSV tables, PNG figures and "
+        "a self-contained report.html. Works on a study that is still running.",
+    )
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p.add_argument("--out", type=Path, help="where to write (default PATH/report)")
+    p.set_defaults(run=_run_report)
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from eqpop.reports.html import write_report
+
+    first = args.paths[0]
+    out = args.out or (first.parent if first.is_file() else first) / "report"
+    page = write_report(list(args.paths), out)
+    print(f"wrote tables (.md, .csv), figures (.png) and {page}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="eqpop", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_compare(sub)
     _add_train(sub)
     _add_study(sub)
+    _add_report(sub)
     return parser
 
 

@@ -295,9 +295,11 @@ class Trainer:
         self.records = json.loads(sd["records"])
 
     def save(self) -> None:
-        """Checkpoint and metrics, each written atomically; the metrics first, so a checkpoint
-        never claims an epoch whose record is missing."""
+        """Config, metrics and checkpoint, each written atomically; the metrics first, so a
+        checkpoint never claims an epoch whose record is missing."""
         frame = self.metrics()
+        config = self.cfg.model_dump_json(indent=2)
+        atomic_write(self.out / "config.json", lambda p: Path(p).write_text(config))
         write_parquet_atomic(frame, self.out / METRICS)
         sd = self.state_dict()
         atomic_write(self.out / CHECKPOINT, lambda p: torch.save(sd, p))

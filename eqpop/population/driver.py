@@ -28,12 +28,12 @@ from optuna.trial import FrozenTrial, TrialState
 from ray.exceptions import RayActorError, RayTaskError
 from tqdm import tqdm
 
-from eqpop import reports
 from eqpop.config import TrainConfig
 from eqpop.io import atomic_write
 from eqpop.population.actor import LostTrial, TrialActor
 from eqpop.population.spec import StudyConfig
 from eqpop.population.writer import PartWriter, read_column
+from eqpop.reports import schema
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 Event = Callable[[str, dict[str, Any]], None]
@@ -140,9 +140,9 @@ class Driver:
         self.writer = PartWriter(
             self.out,
             {
-                reports.TRIALS: reports.trials_schema(spec.param_types()),
-                reports.METRICS: reports.metrics_schema(self.base.n_layers),
-                reports.COMPARISONS: reports.comparisons_schema(),
+                schema.TRIALS: schema.trials_schema(spec.param_types()),
+                schema.METRICS: schema.metrics_schema(self.base.n_layers),
+                schema.COMPARISONS: schema.comparisons_schema(),
             },
             spec.flush_seconds,
         )
@@ -190,7 +190,7 @@ class Driver:
         start, end = frozen.datetime_start, frozen.datetime_complete
         utc = (lambda d: d.astimezone(timezone.utc) if d is not None else None)  # noqa: E731
         params = self.spec.param_types()
-        self.writer.add(reports.TRIALS, [{
+        self.writer.add(schema.TRIALS, [{
             "study": self.spec.name, "trial": frozen.number, "state": frozen.state.name,
             "value": frozen.value, "epochs": frozen.last_step,
             "duration_s": (end - start).total_seconds() if start and end else None,
@@ -210,7 +210,7 @@ class Driver:
             requeued = self._requeue(frozen)
             self._say("recovered", f"trial {frozen.number} was left running: failed"
                       + (", re-queued" if requeued else ""), trial=frozen.number)  # fmt: skip
-        written = set(read_column(self.out, reports.TRIALS, "trial"))
+        written = set(read_column(self.out, schema.TRIALS, "trial"))
         done = (*FINISHED, TrialState.FAIL)
         for frozen in self.study.get_trials(deepcopy=False, states=done):
             if frozen.number not in written:
@@ -249,7 +249,7 @@ class Driver:
         run.epoch = int(record["epoch"])
         run.last_value = float(record["val_error"])
         row = {k: v for k, v in record.items() if k != "epoch"}
-        self.writer.add(reports.METRICS, [{
+        self.writer.add(schema.METRICS, [{
             "study": self.spec.name, "trial": run.trial.number, "epoch": run.epoch,
             "resumed": resumed, **row,
         }])  # fmt: skip
@@ -341,11 +341,15 @@ class Driver:
     def _comparisons(self, run: Running, rows: list[dict[str, Any]]) -> None:
         if rows:
             keys = {"study": self.spec.name, "trial": run.trial.number, "epoch": run.epoch}
-            self.writer.add(reports.COMPARISONS, [{**keys, **row} for row in rows])
+            self.writer.add(schema.COMPARISONS, [{**keys, **row} for row in rows])
 
     # --- the loop -----------------------------------------------------------------------------
     def run(self) -> Summary:
         spec = self.spec
+        described = spec.model_dump(mode="json") | {"storage": mask_password(spec.storage_url)}
+        described["train_config"] = self.base.model_dump(mode="json")
+        text = json.dumps(described, indent=1)
+        atomic_write(self.out / "study.json", lambda p: Path(p).write_text(text))
         self.recover()
         threads = max(1, int(spec.cpus_per_actor))
         options = dict(num_cpus=spec.cpus_per_actor, num_gpus=spec.gpus_per_actor,

@@ -14,7 +14,7 @@ import yaml
 from conftest import assert_usage_error
 from optuna.trial import TrialState
 from test_driver import assert_parquet_agrees, load
-from tiny import tiny_study
+from tiny_study import tiny_study
 
 from eqpop.cli import main
 from eqpop.population.driver import mask_password, open_storage

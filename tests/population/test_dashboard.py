@@ -11,7 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tiny import tiny_study
+from tiny_study import tiny_study
 
 from eqpop.population.driver import run_study
 

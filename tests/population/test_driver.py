@@ -9,7 +9,7 @@ import signal
 import optuna
 import pandas as pd
 from optuna.trial import TrialState
-from tiny import tiny_study
+from tiny_study import tiny_study
 
 from eqpop.population.driver import open_storage, run_study
 

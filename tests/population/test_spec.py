@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 import pyarrow as pa
 import pytest
-from tiny import tiny_study
+from tiny_study import tiny_study
 
 from eqpop.config import ConfigError
 from eqpop.population.builtin import BUILTIN

@@ -1,0 +1,229 @@
+"""The papers' figures from any loaded output (matplotlib, PNG). Each function returns a Figure,
+or None when the data it needs are not there (a compare run has no learning curves)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
+
+from eqpop.reports.tables import _order, method_label, trial_labels  # noqa: E402
+
+plt.rcParams.update({"figure.dpi": 110, "axes.grid": True, "grid.alpha": 0.3,
+                     "axes.spines.top": False, "axes.spines.right": False,
+                     "legend.fontsize": 8, "axes.titlesize": 11})  # fmt: skip
+
+
+def _plain(ax, axes: str = "xy") -> None:
+    """Log axes labelled 2, 5, 10, 20 ... rather than 2x10^0."""
+    major = FuncFormatter(lambda v, _: f"{v:g}")
+    minor = FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "235" else "")
+    for name in axes:
+        axis = ax.xaxis if name == "x" else ax.yaxis
+        axis.set_major_formatter(major)
+        axis.set_minor_formatter(minor)
+
+
+def _labelled(comparisons: pd.DataFrame) -> pd.DataFrame:
+    frame = comparisons.copy()
+    frame["label"] = [method_label(m, n) for m, n in zip(frame.method, frame.n_points)]
+    return frame
+
+
+def _latest_probe(comparisons: pd.DataFrame) -> pd.DataFrame:
+    """Per trial, the rows of its last probe (compare runs have one probe only)."""
+    if comparisons.epoch.isna().all():
+        return comparisons
+    last = comparisons.groupby(["study", "trial"], observed=True).epoch.transform("max")
+    return comparisons[comparisons.epoch == last]
+
+
+def cosine_vs_beta(comparisons: pd.DataFrame) -> Figure | None:
+    """Fig. 2a-b: cosine with the exact d_beta s* and with RBP's delta against |beta|."""
+    if comparisons.empty:
+        return None
+    frame = _labelled(_latest_probe(comparisons))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=False)
+    nudged = frame[frame.beta.notna()]
+    titles = ["a  vs the exact $d_\\beta s^*$", "b  vs RBP's $\\delta$"]
+    for ax, col, title in zip(axes, ["cos_exact", "cos_rbp"], titles):
+        for label in _order(pd.Index(nudged.label.unique())):
+            mean = nudged[nudged.label == label].groupby("beta")[col].mean()
+            ax.plot(mean.index, mean.values, marker="o", ms=4, label=label)
+        if col == "cos_rbp":
+            exact = frame[frame.method == "exact"].cos_rbp.mean()
+            ax.axhline(exact, color="k", ls="--", lw=1, label="exact (any |beta|)")
+        ax.set(xscale="log", xlabel="|beta| (teaching amplitude)", title=title,
+               ylabel="cosine, mean over layers and trials")  # fmt: skip
+        _plain(ax, "x")
+    axes[1].legend(loc="lower left", ncol=2)
+    fig.suptitle("Estimator error vectors: cosine with the exact derivative and with RBP")
+    fig.tight_layout()
+    return fig
+
+
+def layer_cosines(comparisons: pd.DataFrame) -> Figure | None:
+    """Fig. 2c-d style: the distribution over trials and |beta| of the layer-wise cosine with
+    RBP's delta, one panel per layer, one box per method."""
+    if comparisons.empty:
+        return None
+    frame = _labelled(_latest_probe(comparisons))
+    frame = frame[frame.method != "rbp"]
+    layers = sorted(frame.layer.dropna().unique())
+    fig, axes = plt.subplots(1, len(layers), figsize=(3.6 * len(layers), 4), sharey=True,
+                             squeeze=False)  # fmt: skip
+    labels = _order(pd.Index(frame.label.unique()))
+    for ax, layer in zip(axes[0], layers):
+        data = [frame[(frame.layer == layer) & (frame.label == lab)].cos_rbp.dropna()
+                for lab in labels]  # fmt: skip
+        ax.boxplot(data, tick_labels=labels, showfliers=False)
+        ax.tick_params(axis="x", rotation=60, labelsize=8)
+        ax.set(title=f"layer {layer}" + (" (output)" if layer == layers[-1] else ""))
+    axes[0][0].set_ylabel("cosine with RBP's delta")
+    fig.suptitle("Layer-wise cosine with RBP, over trials and |beta|")
+    fig.tight_layout()
+    return fig
+
+
+def _curves(ax, metrics: pd.DataFrame, groups: pd.Series, col: str, ylabel: str) -> None:
+    for name in sorted(groups.dropna().unique(), key=str):
+        rows = metrics[groups == name]
+        if col not in rows or rows[col].isna().all():
+            continue
+        mean = rows.groupby("epoch")[col].mean()
+        ax.plot(mean.index, mean.values, marker=".", label=str(name))
+    ax.set(xlabel="epoch", ylabel=ylabel)
+
+
+def _layer_mean(metrics: pd.DataFrame, prefix: str) -> pd.Series:
+    cols = [c for c in metrics.columns if c.startswith(prefix)]
+    return metrics[cols].mean(axis=1) if cols else pd.Series(np.nan, index=metrics.index)
+
+
+def _param(metrics: pd.DataFrame, trials: pd.DataFrame, configs: dict, name: str) -> pd.Series:
+    """A trial's value of a config field: searched (trials) or from the study's base config."""
+    keyed = metrics[["study", "trial"]].astype({"study": "string"})
+    if f"param_{name}" in trials:
+        p = trials[["study", "trial", f"param_{name}"]].astype({"study": "string"})
+        merged = keyed.merge(p, on=["study", "trial"], how="left")[f"param_{name}"]
+        merged.index = metrics.index
+        if merged.notna().any():
+            return merged
+    base = keyed.study.map(lambda s: configs.get(str(s), {}).get(name))
+    base.index = metrics.index
+    return base
+
+
+def asymmetry_curves(metrics: pd.DataFrame, trials: pd.DataFrame,
+                     configs: dict) -> Figure | None:  # fmt: skip
+    """Fig. 3: learning curves, weight angle and layer-wise cosine with RBP over training, one
+    line per initial asymmetry (mean over the trials that started with it)."""
+    if metrics.empty:
+        return None
+    angle = _param(metrics, trials, configs, "asymmetry_angle")
+    groups = angle.map(lambda a: "independent" if pd.isna(a) else f"{float(a):g} deg")
+    m = metrics.assign(angle_mean=_layer_mean(metrics, "weight_angle_l"),
+                       cos_first=metrics.get("cos_rbp_l0"),
+                       cos_mean=_layer_mean(metrics, "cos_rbp_l"))  # fmt: skip
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    _curves(axes[0], m, groups, "val_error", "validation error")
+    _curves(axes[1], m, groups, "angle_mean", "weight angle (deg, mean over layers)")
+    _curves(axes[2], m, groups, "cos_mean", "cosine with RBP (mean over layers)")
+    axes[0].legend(title="initial asymmetry")
+    fig.suptitle("Training with asymmetric feedback (Fig. 3): mean over the trials still "
+                 "training at each epoch")
+    fig.tight_layout()
+    return fig
+
+
+def homeostasis_curves(metrics: pd.DataFrame) -> Figure | None:
+    """Fig. 4: validation error, symmetry ratio and layer-wise cosine with RBP over training,
+    with and without the homeostatic loss."""
+    if metrics.empty:
+        return None
+    groups = pd.Series(np.where(metrics.homeo_loss.notna(), "with homeostasis",
+                                "without"), index=metrics.index)  # fmt: skip
+    m = metrics.assign(cos_mean=_layer_mean(metrics, "cos_rbp_l"))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    _curves(axes[0], m, groups, "val_error", "validation error")
+    _curves(axes[1], m, groups, "symmetry_ratio", "symmetry ratio ||S||/(||S||+||A||)")
+    _curves(axes[2], m, groups, "cos_mean", "cosine with RBP (mean over layers)")
+    axes[0].legend()
+    fig.suptitle("Jacobian homeostasis (Fig. 4): mean over the trials still training at each "
+                 "epoch")
+    fig.tight_layout()
+    return fig
+
+
+def history(trials: pd.DataFrame) -> Figure | None:
+    """Optuna's optimisation history: every trial's value, the best so far."""
+    if trials.empty or "state" not in trials or trials.value.isna().all():
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for study, rows in trials.groupby("study", observed=True):
+        rows = rows.sort_values("trial")
+        for state, marker in [("COMPLETE", "o"), ("PRUNED", "x"), ("FAIL", "v")]:
+            r = rows[(rows.state == state) & rows.value.notna()]
+            if len(r):
+                ax.scatter(r.trial, 100 * r.value, marker=marker,
+                           label=f"{study}: {state.lower()}")  # fmt: skip
+        best = (100 * rows.value.where(rows.state == "COMPLETE")).cummin().ffill()
+        ax.step(rows.trial, best, where="post", label=f"{study}: best complete so far")
+    ax.set(xlabel="trial number", ylabel="validation error (%)", yscale="log",
+           title="Optimisation history (pruned: value when pruned)")  # fmt: skip
+    _plain(ax, "y")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def _field(row: object, cfg: dict, name: str) -> object:
+    """A trial's value of a config field: searched, else the study's base config."""
+    v = getattr(row, f"param_{name}", None)
+    return cfg.get(name) if v is None or pd.isna(v) else v
+
+
+def settling_steps(trials: pd.DataFrame, configs: dict) -> pd.Series:
+    """Settling steps per training sample a trial spent: epochs x (T_free + points x T_nudge),
+    points = 1 (classic), N/2 + 1 (hep), continuous: periods x N x steps per point; rbp and
+    exact count 2 T_free (free phase and an adjoint or tangent of the same length)."""
+    out = []
+    for row in trials.itertuples():
+        cfg = configs.get(str(row.study), {})
+        f = lambda name, r=row, c=cfg: _field(r, c, name) or 0  # noqa: E731
+        n = int(f("n_points") or 2)
+        per = {"classic": f("t_free") + f("t_nudge"),
+               "hep": f("t_free") + (n // 2 + 1) * f("t_nudge"),
+               "hep_continuous": f("periods") * n * f("steps_per_point")}  # fmt: skip
+        out.append((row.epochs or 0) * per.get(_field(row, cfg, "method"), 2 * f("t_free")))
+    return pd.Series(out, index=trials.index, dtype=float)
+
+
+def pareto(trials: pd.DataFrame, configs: dict) -> Figure | None:
+    """Validation error against compute (settling steps per sample) across trials, with the
+    Pareto front: what each error costs."""
+    done = trials[trials.state.isin(["COMPLETE", "PRUNED"])] if not trials.empty else trials
+    if done.empty:
+        return None
+    steps = settling_steps(done, configs)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    frame = pd.DataFrame({"steps": steps, "err": 100 * done.value,
+                          "label": trial_labels(done)})  # fmt: skip
+    for label in _order(pd.Index(frame.label.unique())):
+        r = frame[frame.label == label]
+        ax.scatter(r.steps, r.err, label=label, alpha=0.8)
+    front = frame.sort_values("steps")
+    front = front[front.err <= front.err.cummin()]
+    ax.step(front.steps, front.err, where="post", color="k", lw=1, label="Pareto front")
+    ax.set(xlabel="settling steps per training sample (free + nudged, all epochs)",
+           ylabel="validation error (%)", xscale="log", yscale="log",
+           title="Error against compute across trials")  # fmt: skip
+    _plain(ax)
+    ax.legend()
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,140 @@
+"""``eqpop report``: the tables (Markdown and CSV), the figures (PNG) and one self-contained
+``report.html`` (images embedded) for any set of outputs; every file written atomically."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from eqpop.io import atomic_write
+from eqpop.reports import figures, tables
+from eqpop.reports.load import Report, load
+
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;color:#222}
+h1{font-size:1.6em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
+td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}th{background:#f3f3f3}
+img{max-width:100%;border:1px solid #eee}p.note{color:#555;font-size:.9em}"""
+
+
+def _importances(paths: list[Path]) -> pd.DataFrame:
+    """Optuna's parameter importances of every study folder among ``paths`` with a storage."""
+    from eqpop.population.importance import importances  # Optuna lives in population/
+
+    frames = []
+    for root in paths:
+        if (root / "study.json").is_file():
+            spec = json.loads((root / "study.json").read_text())
+            name, storage = spec["name"], spec.get("storage", "")
+        elif (root / "trials").is_dir() and (root / "optuna.journal").is_file():
+            name = str(pd.read_parquet(root / "trials", columns=["study"]).study.iloc[0])
+            storage = str(root / "optuna.journal")
+        else:
+            continue
+        if "***" in storage:  # a masked password: cannot reconnect from here
+            continue
+        if "://" not in storage and not Path(storage).is_file():
+            storage = str(root / "optuna.journal")
+        frames.append(importances(storage, name).assign(study=name))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    fig.clf()
+    return buf.getvalue()
+
+
+#: file stem -> (title, what it shows, how to build it from a Report)
+FIGURES: dict[str, tuple[str, str, Callable[[Report], Figure | None]]] = {
+    "fig2ab_cosine_vs_beta": (
+        "Fig. 2a-b: cosine with the exact derivative and with RBP against |beta|",
+        "Each estimator's error vector on the probe batch, at the last probe of each trial.",
+        lambda r: figures.cosine_vs_beta(r.comparisons)),
+    "fig2cd_layer_cosines": (
+        "Fig. 2c-d: distribution of layer-wise cosines with RBP",
+        "Boxes over trials and |beta| (whiskers: 1.5 IQR).",
+        lambda r: figures.layer_cosines(r.comparisons)),
+    "fig3_asymmetry": (
+        "Fig. 3: learning curves, weight angle and cosine over training, per initial asymmetry",
+        "Mean over the trials that started with each asymmetry angle.",
+        lambda r: figures.asymmetry_curves(r.metrics, r.trials, r.configs)),
+    "fig4_homeostasis": (
+        "Fig. 4: validation error, symmetry ratio and cosine with and without homeostasis",
+        "Mean over the trials with lambda_homeo > 0 and with lambda_homeo = 0.",
+        lambda r: figures.homeostasis_curves(r.metrics)),
+    "history": ("Optimisation history", "Every trial's objective; the best so far.",
+                lambda r: figures.history(r.trials)),
+    "pareto": ("Validation error against compute",
+               "Settling steps per training sample over the trial's epochs; pruned trials too.",
+               lambda r: figures.pareto(r.trials, r.configs)),
+}  # fmt: skip
+
+
+TABLE_NOTES = {
+    "table1": "Complete trials only; a cell is mean ± std over the trials in it (n). Studies "
+    "draw |beta| continuously, so their columns are |beta| ranges.",
+    "table2": "Final epoch of each complete trial; 'with homeostasis' means lambda_homeo > 0.",
+    "importances": "fANOVA over the complete trials of each study: how much of the variance "
+    "of the validation error each parameter explains. Few trials, or conditional parameters "
+    "(N is drawn only for hep), make these rough.",
+}
+
+
+def build_tables(report: Report, paths: list[Path]) -> dict[str, tuple[str, pd.DataFrame]]:
+    return {
+        "table1": ("Table 1: validation error (%) by method and |beta|, mean ± std",
+                   tables.table1(report.trials)),
+        "table2": ("Table 2: top-1 / top-5 validation error (%), with and without homeostasis",
+                   tables.table2(report.trials, report.metrics)),
+        "best_trials": ("Best trials", tables.best_trials(report.trials)),
+        "states": ("Trials by state", tables.state_counts(report.trials)),
+        "importances": ("Parameter importances (Optuna, fANOVA)", _importances(paths)),
+    }  # fmt: skip
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def write_report(paths: list[Path], out: Path) -> Path:
+    """Tables, figures and ``report.html`` into ``out``; returns the HTML's path."""
+    report = load(*paths)
+    sections = [f"<h1>eqpop report</h1><p class=note>{html.escape(', '.join(map(str, paths)))}"
+                f": {len(report.trials)} trials, {len(report.metrics)} epoch records, "
+                f"{len(report.comparisons)} comparison rows.</p>"]  # fmt: skip
+    for stem, (title, frame) in build_tables(report, paths).items():
+        md = f"## {title}\n\n{tables.to_markdown(frame)}"
+        _write_bytes(out / f"{stem}.md", md.encode())
+        _write_bytes(out / f"{stem}.csv", frame.to_csv().encode())
+        flat = frame.reset_index() if frame.index.name else frame
+        flat = flat.astype(object).where(flat.notna(), None)  # <NA> and NaN both as blanks
+        body = "<p class=note>No data for this table in these outputs.</p>"
+        if not frame.empty:
+            body = flat.to_html(na_rep="", index=False, float_format=lambda v: f"{v:.3g}")
+        note = f"<p class=note>{html.escape(TABLE_NOTES[stem])}</p>" if stem in TABLE_NOTES else ""
+        sections.append(f"<h2 id={stem}>{html.escape(title)}</h2>{note}{body}")
+    for stem, (title, note, make) in FIGURES.items():
+        fig = make(report)
+        if fig is None:
+            missing = "<p class=note>No data for this figure in these outputs.</p>"
+            sections.append(f"<h2 id={stem}>{html.escape(title)}</h2>{missing}")
+            continue
+        png = _png(fig)
+        _write_bytes(out / f"{stem}.png", png)
+        data = base64.b64encode(png).decode()
+        sections.append(f"<h2 id={stem}>{html.escape(title)}</h2><p class=note>"
+                        f"{html.escape(note)}</p><img alt='{html.escape(title)}' "
+                        f"src='data:image/png;base64,{data}'>")  # fmt: skip
+    page = (f"<!doctype html><html><head><meta charset=utf-8><title>eqpop report</title>"
+            f"<style>{STYLE}</style></head><body>{''.join(sections)}</body></html>")  # fmt: skip
+    _write_bytes(out / "report.html", page.encode())
+    return out / "report.html"

@@ -1,0 +1,136 @@
+"""The papers' tables from any loaded output, as DataFrames (written as Markdown and CSV)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+#: Table 1's row order
+METHOD_ORDER = ["classic", "hep N=2", "hep N=4", "hep N=6", "hep N=8", "hep_continuous N=2",
+                "hep_continuous N=4", "hep_continuous N=6", "exact", "rbp"]  # fmt: skip
+
+
+def method_label(method: object, n_points: object) -> str:
+    """``hep N=4`` for the N-point methods, the bare name for the others."""
+    if method in ("hep", "hep_continuous") and not pd.isna(n_points):
+        return f"{method} N={int(n_points)}"
+    return str(method)
+
+
+def _order(labels: pd.Index) -> list[str]:
+    known = [m for m in METHOD_ORDER if m in labels]
+    return known + sorted(set(labels) - set(known))
+
+
+def beta_bins(betas: pd.Series) -> pd.Series:
+    """|beta| as its own value when a study used a few (a grid), else log-spaced ranges."""
+    values = betas.dropna().unique()
+    if len(values) <= 6:
+        return betas.map(lambda b: "" if pd.isna(b) else f"{b:.3g}")
+    edges = [0.0, 0.03, 0.1, 0.3, 1.0, math.inf]
+    names = ["< 0.03", "0.03-0.1", "0.1-0.3", "0.3-1", ">= 1"]
+    return pd.cut(betas, edges, right=False, labels=names).astype("string").fillna("")
+
+
+def _last_epochs(metrics: pd.DataFrame) -> pd.DataFrame:
+    if metrics.empty:
+        return metrics
+    last = metrics.groupby(["study", "trial"], observed=True).epoch.transform("max")
+    return metrics[metrics.epoch == last]
+
+
+def _mean_std(values: pd.Series) -> str:
+    v = 100 * values.dropna()
+    if v.empty:
+        return ""
+    std = f" ± {v.std():.2f}" if len(v) > 1 else ""
+    return f"{v.mean():.2f}{std} (n={len(v)})"
+
+
+def trial_labels(trials: pd.DataFrame) -> list[str]:
+    """Each trial's training method as Table 1 names it."""
+    none = pd.Series(pd.NA, index=trials.index)
+    methods, n = trials.get("param_method", none), trials.get("param_n_points", none)
+    return [method_label(m, k) for m, k in zip(methods, n)]
+
+
+def _finished(trials: pd.DataFrame) -> pd.DataFrame:
+    if trials.empty or "param_method" not in trials:
+        return trials.iloc[0:0]
+    done = trials[trials.state == "COMPLETE"].copy()
+    done["label"] = trial_labels(done)
+    return done
+
+
+def table1(trials: pd.DataFrame) -> pd.DataFrame:
+    """Validation error (%) by training method (rows) and |beta| (columns), mean ± std over
+    the complete trials (seeds, or the other searched parameters) in each cell."""
+    done = _finished(trials)
+    if done.empty:
+        return pd.DataFrame()
+    beta = done["param_beta"] if "param_beta" in done else pd.Series(np.nan, index=done.index)
+    exact_like = done.param_method.isin(["rbp", "exact"])
+    done["|beta|"] = beta_bins(beta.where(~exact_like))
+    table = done.pivot_table(index="label", columns="|beta|", values="value", aggfunc=_mean_std,
+                             observed=True).fillna("")  # fmt: skip
+    table = table.reindex(_order(table.index)).rename(columns={"": "-"})
+    table.index.name, table.columns.name = "method \\ |beta|", None
+    return table
+
+
+def table2(trials: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
+    """Top-1 and top-5 validation error (%) by method, with and without homeostasis."""
+    done = _finished(trials)
+    last = _last_epochs(metrics)
+    if done.empty or last.empty:
+        return pd.DataFrame()
+    rows = last.merge(done[["study", "trial", "label"]], on=["study", "trial"])
+    rows["homeostasis"] = np.where(rows.homeo_loss.notna(), "with", "without")
+    out = rows.groupby(["label", "homeostasis"], observed=True).agg(
+        top1=("val_error", _mean_std), top5=("val_top5_error", _mean_std)
+    )
+    out = out.unstack("homeostasis").fillna("")
+    out.columns = [f"{k} {h} homeostasis" for k, h in out.columns]
+    out = out.reindex(_order(out.index))
+    out.index.name = "method"
+    return out
+
+
+def best_trials(trials: pd.DataFrame, k: int = 10) -> pd.DataFrame:
+    """The k best complete trials with every parameter."""
+    if trials.empty:
+        return pd.DataFrame()
+    done = trials[trials.state == "COMPLETE"].nsmallest(k, "value")
+    params = [c for c in done.columns if c.startswith("param_")]
+    out = done[["study", "trial", "value", "epochs", "duration_s", *params]].copy()
+    out["value"] = 100 * out["value"]
+    out = out.rename(columns={"value": "val error %", **{p: p[6:] for p in params}})
+    return out.reset_index(drop=True)
+
+
+def state_counts(trials: pd.DataFrame) -> pd.DataFrame:
+    """Trials by state and how long they ran (pruned trials stop early)."""
+    if trials.empty:
+        return pd.DataFrame()
+    return trials.groupby(["study", "state"], observed=True).agg(
+        trials=("trial", "size"), mean_epochs=("epochs", "mean"), mean_s=("duration_s", "mean")
+    ).reset_index()
+
+
+def to_markdown(frame: pd.DataFrame, digits: int = 3) -> str:
+    """A GitHub-style Markdown table (floats to ``digits`` significant digits)."""
+    if frame.empty:
+        return "(no rows)\n"
+    flat = frame.reset_index() if frame.index.name else frame
+
+    def cell(v: object) -> str:
+        if isinstance(v, float):
+            return "" if math.isnan(v) else f"{v:.{digits}g}"
+        return "" if v is None or v is pd.NA else str(v).replace("|", "\\|")
+
+    head = "| " + " | ".join(cell(str(c)) for c in flat.columns) + " |"
+    rule = "|" + "---|" * len(flat.columns)
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in flat.itertuples(False)]
+    return "\n".join([head, rule, *body]) + "\n"
