@@ -83,9 +83,9 @@ TABLE_NOTES = {
     "table1": "Complete trials only; a cell is mean ± std over the trials in it (n). Studies "
     "draw |beta| continuously, so their columns are |beta| ranges.",
     "table2": "Final epoch of each complete trial; 'with homeostasis' means lambda_homeo > 0.",
-    "importances": "fANOVA over the complete trials of each study: how much of the variance "
-    "of the validation error each parameter explains. Few trials, or conditional parameters "
-    "(N is drawn only for hep), make these rough.",
+    "importances": "Optuna's get_param_importances over the complete trials of each study: "
+    "how much each parameter tells good trials from the rest. Few trials, or conditional "
+    "parameters (N is drawn only for hep), make these rough.",
 }
 
 
@@ -97,7 +97,8 @@ def build_tables(report: Report, paths: list[Path]) -> dict[str, tuple[str, pd.D
                    tables.table2(report.trials, report.metrics)),
         "best_trials": ("Best trials", tables.best_trials(report.trials)),
         "states": ("Trials by state", tables.state_counts(report.trials)),
-        "importances": ("Parameter importances (Optuna, fANOVA)", _importances(paths)),
+        "importances": ("Parameter importances (Optuna's default evaluator, PED-ANOVA)",
+                        _importances(paths)),
     }  # fmt: skip
 
 

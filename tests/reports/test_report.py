@@ -48,7 +48,7 @@ def test_report_html_holds_every_table_and_figure(outputs, tmp_path, capsys):
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     for stem in TABLES:
         section = page.split(f"<h2 id={stem}>")[1].split("<h2")[0]
-        assert section.count("<tr>") >= 2, stem  # a header and at least one row
+        assert section.count("<tr") >= 2, stem  # a header and at least one row
         assert (out / f"{stem}.md").read_text().count("\n|") >= 2
         assert (out / f"{stem}.csv").stat().st_size > 0
     assert "No data" not in page
