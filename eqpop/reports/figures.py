@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from eqpop.reports.tables import _order, method_label, trial_labels  # noqa: E402
@@ -22,7 +23,7 @@ plt.rcParams.update({"figure.dpi": 110, "axes.grid": True, "grid.alpha": 0.3,
 def _plain(ax, axes: str = "xy") -> None:
     """Log axes labelled 2, 5, 10, 20 ... rather than 2x10^0."""
     major = FuncFormatter(lambda v, _: f"{v:g}")
-    minor = FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "235" else "")
+    minor = FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else "")
     for name in axes:
         axis = ax.xaxis if name == "x" else ax.yaxis
         axis.set_major_formatter(major)
@@ -36,33 +37,44 @@ def _labelled(comparisons: pd.DataFrame) -> pd.DataFrame:
 
 
 def _latest_probe(comparisons: pd.DataFrame) -> pd.DataFrame:
-    """Per trial, the rows of its last probe (compare runs have one probe only)."""
-    if comparisons.epoch.isna().all():
-        return comparisons
-    last = comparisons.groupby(["study", "trial"], observed=True).epoch.transform("max")
-    return comparisons[comparisons.epoch == last]
+    """Per trial, the rows of its last probe; compare runs (no epoch) have one probe only."""
+    single = comparisons.epoch.isna()
+    keyed = comparisons[~single]
+    last = keyed.groupby(["study", "trial"], observed=True).epoch.transform("max")
+    return pd.concat([comparisons[single], keyed[keyed.epoch == last]])
 
 
 def cosine_vs_beta(comparisons: pd.DataFrame) -> Figure | None:
-    """Fig. 2a-b: cosine with the exact d_beta s* and with RBP's delta against |beta|."""
+    """Fig. 2a-b: cosine with the exact d_beta s* and with RBP's delta against |beta|, one row
+    of panels per study or compare run (their nets differ), one line per method and N."""
     if comparisons.empty:
         return None
     frame = _labelled(_latest_probe(comparisons))
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=False)
+    frame["source"] = frame.study.astype(str)
     nudged = frame[frame.beta.notna()]
-    titles = ["a  vs the exact $d_\\beta s^*$", "b  vs RBP's $\\delta$"]
-    for ax, col, title in zip(axes, ["cos_exact", "cos_rbp"], titles):
-        for label in _order(pd.Index(nudged.label.unique())):
-            mean = nudged[nudged.label == label].groupby("beta")[col].mean()
-            ax.plot(mean.index, mean.values, marker="o", ms=4, label=label)
-        if col == "cos_rbp":
-            exact = frame[frame.method == "exact"].cos_rbp.mean()
-            ax.axhline(exact, color="k", ls="--", lw=1, label="exact (any |beta|)")
-        ax.set(xscale="log", xlabel="|beta| (teaching amplitude)", title=title,
-               ylabel="cosine, mean over layers and trials")  # fmt: skip
-        _plain(ax, "x")
-    axes[1].legend(loc="lower left", ncol=2)
-    fig.suptitle("Estimator error vectors: cosine with the exact derivative and with RBP")
+    sources = sorted(nudged.source.unique())
+    labels = _order(pd.Index(nudged.label.unique()))
+    colours = {lab: f"C{i}" for i, lab in enumerate(labels)}
+    fig, axes = plt.subplots(len(sources), 2, figsize=(11, 3.6 * len(sources)), squeeze=False)
+    for row, source in zip(axes, sources):
+        rows = nudged[nudged.source == source]
+        for ax, col, what in zip(row, ["cos_exact", "cos_rbp"],
+                                 ["the exact $d_\\beta s^*$", "RBP's $\\delta$"]):  # fmt: skip
+            for label, group in rows.groupby("label"):
+                mean = group.groupby("beta")[col].mean()
+                ax.plot(mean.index, mean.values, marker="o", ms=4, color=colours[label],
+                        label=label)  # fmt: skip
+            if col == "cos_rbp":
+                exact = frame[(frame.source == source) & (frame.method == "exact")].cos_rbp.mean()
+                ax.axhline(exact, color="k", ls="--", lw=1, label="exact (no |beta|)")
+            ax.set(xscale="log", xlabel="|beta| (teaching amplitude)", ylabel="cosine",
+                   title=f"{source}: vs {what}")  # fmt: skip
+            _plain(ax, "x")
+    handles = [Line2D([], [], color=colours[lab], marker="o", ms=4, label=lab) for lab in labels]
+    handles.append(Line2D([], [], color="k", ls="--", lw=1, label="exact (no |beta|)"))
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    fig.suptitle("Fig. 2a-b: each estimator's error vector against the exact derivative and "
+                 "RBP (mean over layers and trials)")  # fmt: skip
     fig.tight_layout()
     return fig
 
