@@ -158,7 +158,7 @@ def _train_config(args: argparse.Namespace):
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from eqpop.train import CHECKPOINT, METRICS, Trainer
+    from eqpop.train import CHECKPOINT, METRICS, Diverged, Trainer
 
     cfg = _train_config(args)
     name = args.preset or f"{cfg.dataset}-{cfg.net}-{cfg.method}"
@@ -168,7 +168,12 @@ def _run_train(args: argparse.Namespace) -> int:
     trainer = Trainer(cfg, out)  # loads and checks the data before anything is written
     if args.resume and trainer.resume() and not args.quiet:
         print(f"resuming {out} after epoch {trainer.epoch}")
-    frame = trainer.fit(progress=not args.quiet)
+    try:
+        frame = trainer.fit(progress=not args.quiet)
+    except Diverged as err:  # a finding, not a crash: the epochs before it are kept
+        print(f"eqpop train: diverged: {err}; {trainer.epoch} epochs recorded in "
+              f"{out / METRICS}", file=sys.stderr)  # fmt: skip
+        return 1
     last = frame.iloc[-1]
     print(f"epoch {int(last.epoch)}: val error {last.val_error:.4f} "
           f"(top-5 {last.val_top5_error:.4f}); metrics in {out / METRICS}")  # fmt: skip

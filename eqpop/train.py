@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,7 @@ from eqpop.metrics import layer_cosines
 from eqpop.nets import EquilibriumNet, net_for_data
 
 CHECKPOINT = "checkpoint.pt"
+PREVIOUS = "checkpoint.prev.pt"  # the one before: what resume falls back on
 METRICS = "metrics.parquet"
 
 
@@ -302,17 +305,26 @@ class Trainer:
         atomic_write(self.out / "config.json", lambda p: Path(p).write_text(config))
         write_parquet_atomic(frame, self.out / METRICS)
         sd = self.state_dict()
+        if (self.out / CHECKPOINT).exists():
+            os.replace(self.out / CHECKPOINT, self.out / PREVIOUS)
         atomic_write(self.out / CHECKPOINT, lambda p: torch.save(sd, p))
 
     def resume(self) -> bool:
-        """Continue from ``out/checkpoint.pt`` if there is one (loaded with weights_only)."""
-        path = self.out / CHECKPOINT if self.out is not None else None
-        if path is None or not path.is_file():
+        """Continue from ``out/checkpoint.pt`` if there is one (loaded with weights_only); if it
+        is unreadable, from the previous one, saying so on stderr."""
+        if self.out is None:
+            return False
+        path, previous = self.out / CHECKPOINT, self.out / PREVIOUS
+        if not path.is_file() and not previous.is_file():
             return False
         try:
-            sd = torch.load(path, map_location=self.device, weights_only=True)
-        except Exception as err:
-            raise ValueError(f"{path}: unreadable checkpoint ({type(err).__name__})") from None
+            sd = self._load(path)
+        except ValueError as err:
+            if not previous.is_file():
+                raise
+            sd = self._load(previous)
+            print(f"warning: {err}; resumed from {previous} (epoch {sd['epoch']})",
+                  file=sys.stderr)  # fmt: skip
         saved = TrainConfig.model_validate_json(sd["config"])
         if saved.model_dump(exclude={"epochs", "device"}) != self.cfg.model_dump(
             exclude={"epochs", "device"}
@@ -320,3 +332,11 @@ class Trainer:
             raise ValueError(f"{path}: was written with a different config; use another --out")
         self.load_state_dict(sd)
         return True
+
+    def _load(self, path: Path) -> dict[str, Any]:
+        if not path.is_file():
+            raise ValueError(f"{path}: missing")
+        try:
+            return torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as err:
+            raise ValueError(f"{path}: unreadable checkpoint ({type(err).__name__})") from None

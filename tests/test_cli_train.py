@@ -71,3 +71,12 @@ def test_malformed_config_file(tmp_path, capsys):
     assert main(["train", "--config", str(bad), "--out", str(tmp_path / "r")]) == 2
     assert "bad.toml" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_diverging_run_is_one_line_exit_1_and_keeps_its_records(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "--preset", "digits-mlp", "--method", "rbp", "--lr", "1e38",
+                 "--epochs", "3", "--out", str(out), "--quiet"])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1 and "diverged" in err
+    assert (out / "config.json").is_file() or not (out / "metrics.parquet").exists()

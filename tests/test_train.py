@@ -12,7 +12,7 @@ import torch
 from eqpop.config import build_config
 from eqpop.data import load_dataset
 from eqpop.data.base import Split
-from eqpop.train import CHECKPOINT, METRICS, Diverged, Trainer, layer_index
+from eqpop.train import CHECKPOINT, METRICS, PREVIOUS, Diverged, Trainer, layer_index
 
 REQUIRED = ["epoch", "train_loss", "train_error", "val_error", "val_top5_error",
             "symmetry_ratio", "homeo_loss", "residual", "seconds", "samples_per_s"]  # fmt: skip
@@ -73,6 +73,16 @@ def test_resume_refuses_another_config_and_a_corrupt_checkpoint(tmp_path, small)
     (tmp_path / CHECKPOINT).write_bytes(b"garbage")
     with pytest.raises(ValueError, match="unreadable checkpoint"):
         Trainer(tiny(epochs=2), tmp_path, small).resume()
+
+
+def test_a_corrupt_checkpoint_falls_back_on_the_previous_one(tmp_path, small, capsys):
+    Trainer(tiny(epochs=2), tmp_path, small).fit()
+    assert (tmp_path / PREVIOUS).is_file()
+    (tmp_path / CHECKPOINT).write_bytes(b"PK\x03\x04 truncated")
+    again = Trainer(tiny(epochs=3), tmp_path, small)
+    assert again.resume() and again.epoch == 1
+    assert "unreadable checkpoint" in capsys.readouterr().err
+    assert list(again.fit().epoch) == [1, 2, 3]
 
 
 def test_init_ep_records_forward_error_and_distance(small):
