@@ -252,10 +252,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as stop:  # usage errors (exit 2) and --help (exit 0) as return codes
         return int(stop.code or 0)
+    from eqpop.config import printable
+
     try:
         return args.run(args)
     except ValueError as err:
-        print(f"eqpop {args.command}: error: {err}", file=sys.stderr)
+        print(f"eqpop {args.command}: error: {printable(str(err))}", file=sys.stderr)
         return EXIT_USAGE
 
 

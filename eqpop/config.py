@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import sys
 from pathlib import Path
 from typing import Any, Literal
@@ -29,7 +30,10 @@ Dataset = Literal[
 
 
 class ConfigError(ValueError):
-    """A bad config value: the message is one line naming the field."""
+    """A bad config value: the message is one line naming the field (whatever was typed)."""
+
+    def __init__(self, message: str):
+        super().__init__(printable(message))
 
 
 class TrainConfig(BaseModel):
@@ -150,6 +154,11 @@ def one_line(
     return f"{field}: {msg}"
 
 
+def printable(text: str) -> str:
+    """One line whatever a user typed: control characters shown escaped (``\\n``)."""
+    return re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], text)
+
+
 def build_config(**values: Any) -> TrainConfig:
     try:
         return TrainConfig(**values)
@@ -161,7 +170,10 @@ def read_config_file(path: Path) -> dict[str, Any]:
     """A TOML or YAML file of config fields (a table/mapping at the top level)."""
     if not path.is_file():
         raise ConfigError(f"config file {path}: missing")
-    text = path.read_text()
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path}: not UTF-8 text") from None
     try:
         if path.suffix == ".toml":
             data = tomllib.loads(text)

@@ -84,9 +84,10 @@ def make_split(
 ) -> Split:
     mean, std = channel_stats(x_train, scale)
     return Split(
-        torch.from_numpy(np.ascontiguousarray(x_train)),
+        # contiguous and writable (a read-only buffer, e.g. from raw IDX bytes, is copied once)
+        torch.from_numpy(np.require(x_train, requirements=["C", "W"])),
         torch.from_numpy(np.asarray(y_train, dtype=np.int64)),
-        torch.from_numpy(np.ascontiguousarray(x_val)),
+        torch.from_numpy(np.require(x_val, requirements=["C", "W"])),
         torch.from_numpy(np.asarray(y_val, dtype=np.int64)),
         n_classes,
         mean,
