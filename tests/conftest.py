@@ -3,12 +3,21 @@ one local Ray instance (2 CPUs) shared by the whole test session (tests only).""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
+from hypothesis import settings
 
 from eqpop.nets import ConvNet, LayeredMLP, OutputFeedbackMLP, PredictiveCodingNet
 
 ARCHITECTURES = ["mlp", "output-feedback", "conv", "pcn"]
+
+# Property tests: the same examples on every CI run (a red CI is then reproducible);
+# HYPOTHESIS_PROFILE=explore draws new ones, to hunt for bugs.
+settings.register_profile("ci", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def tiny_net(name: str, symmetric: bool = False, seed: int = 0, angle: float | None = 60.0):

@@ -7,6 +7,7 @@ once, so an epoch makes no host-to-device copies.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,8 @@ class DataError(ValueError):
     """A data file is missing, truncated or not what its format promises. Names the file."""
 
     def __init__(self, path: Path | str, problem: str):
-        super().__init__(f"{path}: {problem}")
+        # one line even when the underlying error's message has several (pickle's do)
+        super().__init__(re.sub(r"\s*[\r\n]+\s*", " ", f"{path}: {problem}"))
 
 
 @dataclass

@@ -23,8 +23,8 @@ def _open(data_dir: Path, stem: str) -> tuple[Path, bytes]:
             try:
                 raw = path.read_bytes()
                 return path, gzip.decompress(raw) if path.suffix == ".gz" else raw
-            except (OSError, EOFError, gzip.BadGzipFile) as err:
-                raise DataError(path, f"cannot read ({err})") from None
+            except Exception as err:  # untrusted bytes: zlib, EOF, OS errors all mean "bad file"
+                raise DataError(path, f"cannot read ({type(err).__name__}: {err})") from None
     raise DataError(data_dir / stem, "missing (looked for it raw and as .gz)")
 
 

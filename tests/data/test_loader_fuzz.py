@@ -17,6 +17,7 @@ from eqpop.data.base import DataError
 
 FORMATS: dict[str, tuple[Callable[[Path], object], str]] = {
     "mnist": (write_idx, "mnist"),
+    "mnist-gz": (lambda root: write_idx(root, gz=True), "mnist"),
     "cifar10": (write_cifar10, "cifar10"),
     "imagenet32": (lambda root: write_imagenet(root), "imagenet32"),
     "imagefolder": (write_folder, "imagefolder"),
