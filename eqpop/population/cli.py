@@ -31,7 +31,10 @@ def study_from_args(args: argparse.Namespace) -> StudyConfig:
             raise ConfigError(f"study: unknown {args.study!r}; choose one of "
                               f"{', '.join(BUILTIN)} or give a .toml/.yaml study file")  # fmt: skip
         values = {"name": path.stem, **read_config_file(path)}
-    values["base"] = {**values.get("base", {}), **base_extra}
+    base = values.get("base", {})
+    if not isinstance(base, dict):
+        raise ConfigError(f"base: must be a mapping of training config fields, got {base!r}")
+    values["base"] = {**base, **base_extra}
     return build_study(**{**values, **overrides})
 
 

@@ -40,6 +40,10 @@ def test_malformed_study_file(tmp_path, capsys):
     bad.write_text("name: [unclosed\n")
     assert_usage_error(capsys, main(["study", str(bad), "--out", str(tmp_path / "o")]),
                        "bad.yaml", tmp_path / "o")  # fmt: skip
+    flat = tmp_path / "flat.yaml"
+    flat.write_text("base: 5\n")
+    assert_usage_error(capsys, main(["study", str(flat), "--out", str(tmp_path / "o")]),
+                       "base", tmp_path / "o")  # fmt: skip
     wrong = tmp_path / "wrong.toml"
     wrong.write_text("space = {beta = {low = 1.0, high = 0.5}}\n")
     assert_usage_error(capsys, main(["study", str(wrong), "--out", str(tmp_path / "o")]),
