@@ -29,7 +29,7 @@ from eqpop.config import TrainConfig
 from eqpop.data import Batches, Split, eval_batches, load_dataset
 from eqpop.dynamics import settle
 from eqpop.estimators import estimate
-from eqpop.estimators.init_ep import Anchored, Initializer, distance
+from eqpop.estimators.init_ep import Initializer, anchored, distance
 from eqpop.io import atomic_write, write_parquet_atomic
 from eqpop.metrics import layer_cosines
 from eqpop.nets import EquilibriumNet, net_for_data
@@ -121,9 +121,7 @@ class Trainer:
 
     def dynamics(self) -> EquilibriumNet:
         """The net whose fixed points the estimators see (anchored to Init-EP's guess if asked)."""
-        if self.initializer is not None and self.cfg.init_ep_lambda > 0:
-            return Anchored(self.net, self.initializer, self.cfg.init_ep_lambda)
-        return self.net
+        return anchored(self.net, self.initializer, self.cfg.init_ep_lambda)
 
     def start_state(self, x: Tensor):
         if self.initializer is None:

@@ -5,12 +5,8 @@ Search space: |beta| log-uniform 0.1-2, N in {2, 4, 6, 8}, lambda_homeo 0 or log
 lr log-uniform 2e-3-2e-2.
 
     python studies/cifar10.py --data-dir DIR         # cifar-10-batches-py/ inside
-    ray submit cluster/aws-gpu.yaml studies/cifar10.py --data-dir ~/data/cifar10 \
-        --storage postgresql:///optuna --out ~/reports/cifar10
 
-Every ``eqpop study`` flag works here (--trials, --timeout, --actors, --gpus-per-actor,
---storage, --out, --resume, --set KEY=VALUE). Run again to continue the study. The space lives
-in ``eqpop/population/builtin.py``.
+Flags, cluster use and where the space lives: studies/README.md.
 """
 
 import sys

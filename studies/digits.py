@@ -5,12 +5,8 @@ Search space: method {classic, hep}, |beta| log-uniform 0.05-1, N in {2, 4, 6, 8
 lambda_homeo 0 or log-uniform 0.1-20, lr log-uniform 0.01-0.2.
 
     python studies/digits.py
-    ray submit cluster/aws-gpu.yaml studies/digits.py --data-dir ~/data/digits \
-        --storage postgresql:///optuna --out ~/reports/digits
 
-Every ``eqpop study`` flag works here (--trials, --timeout, --actors, --gpus-per-actor,
---storage, --out, --resume, --set KEY=VALUE). Run again to continue the study. The space lives
-in ``eqpop/population/builtin.py``.
+Flags, cluster use and where the space lives: studies/README.md.
 """
 
 import sys

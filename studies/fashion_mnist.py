@@ -6,12 +6,8 @@ lambda_homeo 0 or log-uniform 0.1-20, initial asymmetry {0, 30, 60, 90} degrees,
 lr log-uniform 3e-3-3e-2.
 
     python studies/fashion_mnist.py --data-dir DIR   # the four IDX files
-    ray submit cluster/aws-gpu.yaml studies/fashion_mnist.py --data-dir ~/data/fashion_mnist \
-        --storage postgresql:///optuna --out ~/reports/fashion_mnist
 
-Every ``eqpop study`` flag works here (--trials, --timeout, --actors, --gpus-per-actor,
---storage, --out, --resume, --set KEY=VALUE). Run again to continue the study. The space lives
-in ``eqpop/population/builtin.py``.
+Flags, cluster use and where the space lives: studies/README.md.
 """
 
 import sys

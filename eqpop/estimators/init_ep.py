@@ -113,3 +113,11 @@ class Anchored(EquilibriumNet):
 
 
 __all__ = ["Anchored", "Initializer", "distance"]
+
+
+def anchored(net: EquilibriumNet, initializer: Initializer | None, lam: float) -> EquilibriumNet:
+    """The net whose fixed points the estimators see: Eq. (10)'s anchored net when there is
+    an initializer and ``lam > 0``, else the net itself."""
+    if initializer is not None and lam > 0:
+        return Anchored(net, initializer, lam)
+    return net

@@ -17,7 +17,7 @@ import math
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import timezone
 from pathlib import Path
 from typing import Any
@@ -130,6 +130,7 @@ class Driver:
         self.progress = progress
         self.on_event = on_event
         self.base = spec.train_config({})
+        self.params = spec.param_types()  # every Optuna parameter the space can draw, typed
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # our event lines say it better
         self.storage = open_storage(spec.storage_url)
         self.study = optuna.create_study(
@@ -140,7 +141,7 @@ class Driver:
         self.writer = PartWriter(
             self.out,
             {
-                schema.TRIALS: schema.trials_schema(spec.param_types()),
+                schema.TRIALS: schema.trials_schema(self.params),
                 schema.METRICS: schema.metrics_schema(self.base.n_layers),
                 schema.COMPARISONS: schema.comparisons_schema(),
             },
@@ -189,7 +190,6 @@ class Driver:
     def _write_trial_row(self, frozen: FrozenTrial) -> None:
         start, end = frozen.datetime_start, frozen.datetime_complete
         utc = (lambda d: d.astimezone(timezone.utc) if d is not None else None)  # noqa: E731
-        params = self.spec.param_types()
         self.writer.add(schema.TRIALS, [{
             "study": self.spec.name, "trial": frozen.number, "state": frozen.state.name,
             "value": frozen.value, "epochs": frozen.last_step,
@@ -198,7 +198,7 @@ class Driver:
             "retry_of": frozen.user_attrs.get("retry_of"),
             "attempt": frozen.user_attrs.get("attempt", 0),
             "actor": frozen.user_attrs.get("actor"), "started": utc(start), "finished": utc(end),
-            **{f"param_{k}": frozen.params.get(k) for k in params},
+            **{f"param_{k}": frozen.params.get(k) for k in self.params},
         }])  # fmt: skip
         self.writer.flush()
 
@@ -384,7 +384,8 @@ class Driver:
             for actor in self.actors:
                 ray.kill(actor)
         summary = self.summary(time.monotonic() - start)
-        text = json.dumps(self._summary_dict(summary), indent=1)
+        described = {k: v for k, v in asdict(summary).items() if k not in ("events", "out")}
+        text = json.dumps({**described, "busy_fraction": summary.busy_fraction}, indent=1)
         atomic_write(self.out / "summary.json", lambda p: Path(p).write_text(text))
         return summary
 
@@ -403,11 +404,6 @@ class Driver:
             storage=mask_password(self.spec.storage_url), events=self.events,
         )  # fmt: skip
 
-    @staticmethod
-    def _summary_dict(s: Summary) -> dict[str, Any]:
-        return {"study": s.study, "counts": s.counts, "best": s.best, "wall_s": s.wall_s,
-                "train_s": s.train_s, "actors": s.actors, "busy_fraction": s.busy_fraction,
-                "storage": s.storage}  # fmt: skip
 
 
 def connect(address: str, num_cpus: int | None = None) -> None:

@@ -10,7 +10,7 @@ import torch
 
 from eqpop.compare import Grid, comparison_rows, estimate_grid
 from eqpop.dynamics import settle
-from eqpop.estimators.init_ep import Anchored
+from eqpop.estimators.init_ep import anchored
 from eqpop.population.spec import Probe
 from eqpop.train import Trainer
 
@@ -31,7 +31,7 @@ def probe_rows(trainer: Trainer, probe: Probe) -> list[dict[str, Any]]:
     rows = [dict(row, init_ep=False) for row in comparison_rows(results, *truth)]
     if trainer.initializer is not None:
         init = copy.deepcopy(trainer.initializer).double()
-        dyn = Anchored(net, init, cfg.init_ep_lambda) if cfg.init_ep_lambda > 0 else net
+        dyn = anchored(net, init, cfg.init_ep_lambda)
         with torch.no_grad():
             start = init(x)
         free = settle(dyn, x, steps=cfg.t_free, state=start)

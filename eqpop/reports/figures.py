@@ -13,7 +13,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-from eqpop.reports.tables import _order, method_label, trial_labels  # noqa: E402
+from eqpop.reports.tables import latest, method_label, method_order, trial_labels  # noqa: E402
 
 plt.rcParams.update({"figure.dpi": 110, "axes.grid": True, "grid.alpha": 0.3,
                      "axes.spines.top": False, "axes.spines.right": False,
@@ -36,24 +36,16 @@ def _labelled(comparisons: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _latest_probe(comparisons: pd.DataFrame) -> pd.DataFrame:
-    """Per trial, the rows of its last probe; compare runs (no epoch) have one probe only."""
-    single = comparisons.epoch.isna()
-    keyed = comparisons[~single]
-    last = keyed.groupby(["study", "trial"], observed=True).epoch.transform("max")
-    return pd.concat([comparisons[single], keyed[keyed.epoch == last]])
-
-
 def cosine_vs_beta(comparisons: pd.DataFrame) -> Figure | None:
     """Fig. 2a-b: cosine with the exact d_beta s* and with RBP's delta against |beta|, one row
     of panels per study or compare run (their nets differ), one line per method and N."""
     if comparisons.empty:
         return None
-    frame = _labelled(_latest_probe(comparisons))
+    frame = _labelled(latest(comparisons))
     frame["source"] = frame.study.astype(str)
     nudged = frame[frame.beta.notna()]
     sources = sorted(nudged.source.unique())
-    labels = _order(pd.Index(nudged.label.unique()))
+    labels = method_order(pd.Index(nudged.label.unique()))
     colours = {lab: f"C{i}" for i, lab in enumerate(labels)}
     fig, axes = plt.subplots(len(sources), 2, figsize=(11, 3.6 * len(sources)), squeeze=False)
     for row, source in zip(axes, sources):
@@ -84,12 +76,12 @@ def layer_cosines(comparisons: pd.DataFrame) -> Figure | None:
     RBP's delta, one panel per layer, one box per method."""
     if comparisons.empty:
         return None
-    frame = _labelled(_latest_probe(comparisons))
+    frame = _labelled(latest(comparisons))
     frame = frame[frame.method != "rbp"]
     layers = sorted(frame.layer.dropna().unique())
     fig, axes = plt.subplots(1, len(layers), figsize=(3.6 * len(layers), 4), sharey=True,
                              squeeze=False)  # fmt: skip
-    labels = _order(pd.Index(frame.label.unique()))
+    labels = method_order(pd.Index(frame.label.unique()))
     for ax, layer in zip(axes[0], layers):
         data = [frame[(frame.layer == layer) & (frame.label == lab)].cos_rbp.dropna()
                 for lab in labels]  # fmt: skip
@@ -117,18 +109,18 @@ def _layer_mean(metrics: pd.DataFrame, prefix: str) -> pd.Series:
     return metrics[cols].mean(axis=1) if cols else pd.Series(np.nan, index=metrics.index)
 
 
-def _param(metrics: pd.DataFrame, trials: pd.DataFrame, configs: dict, name: str) -> pd.Series:
-    """A trial's value of a config field: searched (trials) or from the study's base config."""
-    keyed = metrics[["study", "trial"]].astype({"study": "string"})
+def config_value(frame: pd.DataFrame, trials: pd.DataFrame, configs: dict,
+                 name: str) -> pd.Series:  # fmt: skip
+    """Per row of ``frame`` (keyed by study and trial), its trial's value of a config field:
+    the searched one where the trial drew it, else the study's base config."""
+    keys = frame[["study", "trial"]].astype({"study": "string"})
+    value = pd.Series(None, index=frame.index, dtype=object)
     if f"param_{name}" in trials:
-        p = trials[["study", "trial", f"param_{name}"]].astype({"study": "string"})
-        merged = keyed.merge(p, on=["study", "trial"], how="left")[f"param_{name}"]
-        merged.index = metrics.index
-        if merged.notna().any():
-            return merged
-    base = keyed.study.map(lambda s: configs.get(str(s), {}).get(name))
-    base.index = metrics.index
-    return base
+        drawn = trials[["study", "trial", f"param_{name}"]].astype({"study": "string"})
+        merged = keys.merge(drawn, on=["study", "trial"], how="left")[f"param_{name}"]
+        value = pd.Series(merged.to_numpy(dtype=object), index=frame.index)
+    base = keys.study.map(lambda st: configs.get(str(st), {}).get(name))
+    return value.where(value.notna(), base)
 
 
 def asymmetry_curves(metrics: pd.DataFrame, trials: pd.DataFrame,
@@ -137,7 +129,7 @@ def asymmetry_curves(metrics: pd.DataFrame, trials: pd.DataFrame,
     line per initial asymmetry (mean over the trials that started with it)."""
     if metrics.empty:
         return None
-    angle = _param(metrics, trials, configs, "asymmetry_angle")
+    angle = config_value(metrics, trials, configs, "asymmetry_angle")
     groups = angle.map(lambda a: "independent" if pd.isna(a) else f"{float(a):g} deg")
     m = metrics.assign(angle_mean=_layer_mean(metrics, "weight_angle_l"),
                        cos_first=metrics.get("cos_rbp_l0"),
@@ -194,26 +186,26 @@ def history(trials: pd.DataFrame) -> Figure | None:
     return fig
 
 
-def _field(row: object, cfg: dict, name: str) -> object:
-    """A trial's value of a config field: searched, else the study's base config."""
-    v = getattr(row, f"param_{name}", None)
-    return cfg.get(name) if v is None or pd.isna(v) else v
-
-
 def settling_steps(trials: pd.DataFrame, configs: dict) -> pd.Series:
     """Settling steps per training sample a trial spent: epochs x (T_free + points x T_nudge),
     points = 1 (classic), N/2 + 1 (hep), continuous: periods x N x steps per point; rbp and
     exact count 2 T_free (free phase and an adjoint or tangent of the same length)."""
-    out = []
-    for row in trials.itertuples():
-        cfg = configs.get(str(row.study), {})
-        f = lambda name, r=row, c=cfg: _field(r, c, name) or 0  # noqa: E731
-        n = int(f("n_points") or 2)
-        per = {"classic": f("t_free") + f("t_nudge"),
-               "hep": f("t_free") + (n // 2 + 1) * f("t_nudge"),
-               "hep_continuous": f("periods") * n * f("steps_per_point")}  # fmt: skip
-        out.append((row.epochs or 0) * per.get(_field(row, cfg, "method"), 2 * f("t_free")))
-    return pd.Series(out, index=trials.index, dtype=float)
+
+    def number(name: str, missing: float) -> pd.Series:
+        value = config_value(trials, trials, configs, name)
+        return pd.to_numeric(value, errors="coerce").fillna(missing).replace(0, missing)
+
+    method = config_value(trials, trials, configs, "method")
+    n = number("n_points", 2).astype(int)
+    t_free, t_nudge = number("t_free", 0), number("t_nudge", 0)
+    per = np.select(
+        [method == "classic", method == "hep", method == "hep_continuous"],
+        [t_free + t_nudge, t_free + (n // 2 + 1) * t_nudge,
+         number("periods", 0) * n * number("steps_per_point", 0)],
+        2 * t_free,
+    )  # fmt: skip
+    epochs = pd.to_numeric(trials.epochs, errors="coerce").fillna(0).astype(float)
+    return epochs * per
 
 
 def pareto(trials: pd.DataFrame, configs: dict) -> Figure | None:
@@ -226,7 +218,7 @@ def pareto(trials: pd.DataFrame, configs: dict) -> Figure | None:
     fig, ax = plt.subplots(figsize=(7, 4))
     frame = pd.DataFrame({"steps": steps, "err": 100 * done.value,
                           "label": trial_labels(done)})  # fmt: skip
-    for label in _order(pd.Index(frame.label.unique())):
+    for label in method_order(pd.Index(frame.label.unique())):
         r = frame[frame.label == label]
         ax.scatter(r.steps, r.err, label=label, alpha=0.8)
     front = frame.sort_values("steps")

@@ -19,7 +19,8 @@ def method_label(method: object, n_points: object) -> str:
     return str(method)
 
 
-def _order(labels: pd.Index) -> list[str]:
+def method_order(labels: pd.Index) -> list[str]:
+    """Labels in Table 1's row order, unknown ones after, sorted."""
     known = [m for m in METHOD_ORDER if m in labels]
     return known + sorted(set(labels) - set(known))
 
@@ -34,11 +35,15 @@ def beta_bins(betas: pd.Series) -> pd.Series:
     return pd.cut(betas, edges, right=False, labels=names).astype("string").fillna("")
 
 
-def _last_epochs(metrics: pd.DataFrame) -> pd.DataFrame:
-    if metrics.empty:
-        return metrics
-    last = metrics.groupby(["study", "trial"], observed=True).epoch.transform("max")
-    return metrics[metrics.epoch == last]
+def latest(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per (study, trial), the rows of its last epoch; rows without an epoch (a compare run
+    measures once) are all kept."""
+    if frame.empty:
+        return frame
+    single = frame.epoch.isna()
+    keyed = frame[~single]
+    last = keyed.groupby(["study", "trial"], observed=True).epoch.transform("max")
+    return pd.concat([frame[single], keyed[keyed.epoch == last]])
 
 
 def _mean_std(values: pd.Series) -> str:
@@ -75,7 +80,7 @@ def table1(trials: pd.DataFrame) -> pd.DataFrame:
     done["|beta|"] = beta_bins(beta.where(~exact_like))
     table = done.pivot_table(index="label", columns="|beta|", values="value", aggfunc=_mean_std,
                              observed=True).fillna("")  # fmt: skip
-    table = table.reindex(_order(table.index)).rename(columns={"": "-"})
+    table = table.reindex(method_order(table.index)).rename(columns={"": "-"})
     table.index.name, table.columns.name = "method \\ |beta|", None
     return table
 
@@ -83,7 +88,7 @@ def table1(trials: pd.DataFrame) -> pd.DataFrame:
 def table2(trials: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     """Top-1 and top-5 validation error (%) by method, with and without homeostasis."""
     done = _finished(trials)
-    last = _last_epochs(metrics)
+    last = latest(metrics)
     if done.empty or last.empty:
         return pd.DataFrame()
     rows = last.merge(done[["study", "trial", "label"]], on=["study", "trial"])
@@ -93,7 +98,7 @@ def table2(trials: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     )
     out = out.unstack("homeostasis").fillna("")
     out.columns = [f"{k} {h} homeostasis" for k, h in out.columns]
-    out = out.reindex(_order(out.index))
+    out = out.reindex(method_order(out.index))
     out.index.name = "method"
     return out
 
