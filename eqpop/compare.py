@@ -24,7 +24,7 @@ from eqpop.nets import NETS, EquilibriumNet, net_for_data
 #: the measurement columns of one comparison row (also the study's ``comparisons/``)
 MEASURES = [
     "method", "beta", "n_points", "layer", "cos_rbp", "cos_exact", "rel_err_exact",
-    "grad_cos_rbp", "seconds", "residual",
+    "grad_cos_rbp", "seconds", "residual", "imag_ratio",
 ]  # fmt: skip
 COLUMNS = [*MEASURES, "net", "dataset", "seed"]
 
@@ -140,6 +140,7 @@ def comparison_rows(
                 "cos_rbp": float(cos_rbp[layer]), "cos_exact": float(cos_exact[layer]),
                 "rel_err_exact": rel[layer], "grad_cos_rbp": gcos,
                 "seconds": est.stats["seconds"], "residual": _residual(est),
+                "imag_ratio": est.stats.get("imag_ratio", math.nan),
             })  # fmt: skip
     return rows
 

@@ -65,7 +65,8 @@ class TrainConfig(BaseModel):
     t_adjoint: int | None = Field(
         default=None, ge=1,
         description="cap on RBP's adjoint / exact's tangent iterations in training (default "
-        "t_free): the truncated series bounds the gradient where the fixed point is marginal",
+        "t_nudge, as in the papers' code: exact is then the limit of hEP with the same nudged "
+        "phase, and the truncated series bounds the gradient where the fixed point is marginal)",
     )  # fmt: skip
     # homeostasis
     lambda_homeo: float = Field(default=0.0, ge=0)

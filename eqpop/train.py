@@ -65,6 +65,7 @@ class EpochStats:
     homeo: float = 0.0
     residual: float = 0.0
     batches: int = 0
+    imag_ratio: float = -math.inf  # the epoch's largest (hEP); -inf: none measured
 
 
 class Trainer:
@@ -137,7 +138,7 @@ class Trainer:
     def _hyper(self) -> dict[str, Any]:
         """Estimator hyperparameters of the config (``estimate`` passes each method its own)."""
         cfg = self.cfg
-        cap = cfg.t_adjoint or cfg.t_free
+        cap = cfg.t_adjoint or cfg.t_nudge
         return dict(beta=cfg.beta, n_points=cfg.n_points, steps=cfg.t_free,
                     nudge_steps=cfg.t_nudge, periods=cfg.periods,
                     steps_per_point=cfg.steps_per_point, adjoint_steps=cap,
@@ -175,6 +176,7 @@ class Trainer:
             stats.errors += int((logits.argmax(1) != y).sum())
         stats.seen += len(y)
         stats.residual = free.residual if free is not None else float("nan")
+        stats.imag_ratio = max(stats.imag_ratio, est.stats.get("imag_ratio", -math.inf))
         stats.batches += 1
 
     # --- evaluation and measurements -------------------------------------------------------------
@@ -242,6 +244,7 @@ class Trainer:
             **self.evaluate(),
             "homeo_loss": stats.homeo / max(stats.batches, 1) if cfg.lambda_homeo > 0 else math.nan,
             "residual": stats.residual,
+            "imag_ratio": stats.imag_ratio if stats.imag_ratio > -math.inf else math.nan,
             "lr": self.optimizer.param_groups[0]["lr"],
             **self.measure(),
         }

@@ -1,4 +1,4 @@
-"""Table 1 and Fig. 3-4: the 784-512-512-10 MLP on Fashion-MNIST (fmnist-mlp preset), from
+"""Table 1 and Fig. 3-4: the 784-256-256-10 MLP on Fashion-MNIST (fmnist-mlp preset), from
 symmetric to independent feedback; 64 trials, 4 actors sharing a GPU (0.25 each).
 
 Search space: method {classic, hep}, |beta| log-uniform 0.05-1, N in {2, 4, 6, 8} (hep only),

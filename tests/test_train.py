@@ -12,6 +12,8 @@ import torch
 from eqpop.config import build_config
 from eqpop.data import load_dataset
 from eqpop.data.base import Split
+from eqpop.dynamics import settle
+from eqpop.estimators import estimate
 from eqpop.train import CHECKPOINT, METRICS, PREVIOUS, Diverged, Trainer, layer_index
 
 REQUIRED = ["epoch", "train_loss", "train_error", "val_error", "val_top5_error",
@@ -48,6 +50,30 @@ def test_every_method_trains(small, method):
     trainer = Trainer(tiny(method=method, epochs=1, n_points=4), None, small)
     rec = trainer.run_epoch()
     assert math.isfinite(rec["train_loss"]) and 0 <= rec["val_error"] <= 1
+
+
+def test_training_truth_is_the_limit_of_hep_with_the_same_nudged_phase(small):
+    """RBP's adjoint and exact's tangent are cut at t_nudge terms in training (the papers'
+    code): exact is then what hEP converges to as N grows, step for step."""
+    trainer = Trainer(tiny(dtype="float64", asymmetry_angle=60.0, t_nudge=4), None, small)
+    x, y = trainer.probe
+    free = settle(trainer.net, x, steps=500)  # a fixed point: no drift along the nudged phase
+    hyper = dict(trainer._hyper(), free=free)
+    truth = estimate(trainer.net, x, y, "exact", **hyper)
+    assert truth.stats["tangent_steps"] == 4
+    hep = estimate(trainer.net, x, y, "hep", **dict(hyper, beta=1e-2, n_points=6))
+    for got, want in zip(hep.error, truth.error):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+    rbp = estimate(trainer.net, x, y, "rbp", **hyper)
+    converged = estimate(trainer.net, x, y, "rbp", **dict(hyper, adjoint_steps=500, rtol=1e-12))
+    assert rbp.stats["adjoint_steps"] == 4 and converged.stats["adjoint_steps"] > 4
+
+
+def test_hep_epochs_record_how_far_the_nudges_reach_into_the_complex_plane(small):
+    recs = {n: Trainer(tiny(epochs=1, n_points=n), None, small).run_epoch() for n in (2, 4)}
+    assert recs[2]["imag_ratio"] == 0.0 and 0 < recs[4]["imag_ratio"] < 1
+    classic = Trainer(tiny(epochs=1, method="classic"), None, small).run_epoch()
+    assert math.isnan(classic["imag_ratio"])
 
 
 def test_resume_gives_the_uninterrupted_result(tmp_path, small):

@@ -86,6 +86,18 @@ def parameter_grads(
     return {k: grads[k] for k in named}
 
 
+def imag_ratio(net: EquilibriumNet, state: State) -> float:
+    """Largest ``|Im u|`` of complex nudged states over the net's ``analytic_strip``.
+
+    At 1 or more the states may have met a pole of the activation: the fixed point need not be
+    analytic in the disk of radius |beta|, and the Cauchy estimate's bias bound no longer holds
+    (a smaller |beta| restores it). 0 for real states.
+    """
+    if not state[0].is_complex():
+        return 0.0
+    return max(float(u.imag.abs().max()) for u in state) / net.analytic_strip
+
+
 def solve_linear(
     apply: Callable[[State], State],
     source: State,
@@ -94,17 +106,18 @@ def solve_linear(
     check_every: int = 10,
 ) -> tuple[State, int, float]:
     """Fixed point of ``w <- apply(w) + source`` (RBP's adjoint, exact's tangent), from
-    ``w = source``. Every ``check_every`` steps it measures the per-sample RMS change relative
-    to the RMS of w; it stops once that falls under ``rtol``, after ``max_steps``, or as soon
-    as it *grows* between two checks (the linearised dynamics are not contracting: the net's
-    fixed point is marginal or unstable), keeping the last iterate before the growth.
-    Returns (w, steps, relative residual).
+    ``w = 0``: after n steps w is the n-term series ``sum_{k<n} apply^k(source)``, which is what
+    n nudged steps from the free fixed point give to first order in beta (so exact capped at
+    T_nudge steps is the limit of hEP with that nudged phase). Every ``check_every`` steps it
+    measures the per-sample RMS change relative to the RMS of w; it stops once that falls under
+    ``rtol``, after ``max_steps``, or as soon as it *grows* between two checks (the linearised
+    dynamics are not contracting: the net's fixed point is marginal or unstable), keeping the
+    last iterate before the growth. Returns (w, steps, relative residual).
 
-    Near-marginal nets converge slowly: a fixed step count equal to the free phase's left the
-    tangent 100 % off on trained digits nets; iterating on without the growth check let one
-    diverging adjoint wreck a training run in a single step.
+    Iterated on without the growth check, one diverging adjoint wrecked a training run in a
+    single step.
     """
-    w, n, best = source, 0, float("inf")
+    w, n, best = tuple(torch.zeros_like(t) for t in source), 0, float("inf")
     with torch.no_grad():
         for n in range(1, max_steps + 1):
             new = tuple(a + b for a, b in zip(apply(w), source))

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from eqpop.dynamics import Settled, settle
-from eqpop.estimators.base import Estimate, finish, free_phase
+from eqpop.estimators.base import Estimate, finish, free_phase, imag_ratio
 from eqpop.nets.base import EquilibriumNet, State
 
 
@@ -82,5 +82,6 @@ def hep(
         start,
         nudge_steps=nudged.steps,
         nudge_residual=nudged.residual,
+        imag_ratio=imag_ratio(net, nudged.state),
         **stats,
     )

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from eqpop.dynamics import residual, to_dtype
-from eqpop.estimators.base import Estimate, parameter_grads
+from eqpop.estimators.base import Estimate, imag_ratio, parameter_grads
 from eqpop.nets.base import EquilibriumNet, State
 
 
@@ -65,6 +65,7 @@ def hep_continuous(
         "total_steps": total,
         "final_residual": float(last_res.max()),
         "max_imag": max_imag,
+        "imag_ratio": imag_ratio(net, u),
         "seconds": time.perf_counter() - start,
     }
     return Estimate(error, grads, stats)

@@ -111,6 +111,10 @@ class Anchored(EquilibriumNet):
     def readout_names(self) -> tuple[str, ...]:
         return self.inner.readout_names
 
+    @property
+    def analytic_strip(self) -> float:
+        return self.inner.analytic_strip
+
 
 __all__ = ["Anchored", "Initializer", "distance"]
 

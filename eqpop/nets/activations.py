@@ -1,9 +1,16 @@
-"""Holomorphic activations: they accept complex inputs, so hEP's complex nudges stay analytic."""
+"""Holomorphic activations for hEP's complex states, each analytic in a strip around the reals."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
+
+#: half-width of the strip |Im x| < h where each activation is analytic: the poles of
+#: sigmoid(z) lie at Im z = pi (2m + 1), so 4x - 2 puts the shifted sigmoid's at Im x = pi / 4
+SHIFTED_SIGMOID_STRIP = math.pi / 4
+SIGMOID_WEIGHTED_UNIT_STRIP = math.pi
 
 
 def shifted_sigmoid(x: Tensor) -> Tensor:

@@ -94,6 +94,9 @@ class EquilibriumNet(nn.Module):
     """Base class: subclasses implement ``initial_state``, ``activate``, ``drive``, ``readout``."""
 
     dt: float = 1.0
+    #: the states' activation is analytic for |Im u| below this (hEP's complex nudges must stay
+    #: inside the strip for the Cauchy estimate's bias bound to hold); inf: entire
+    analytic_strip: float = math.inf
 
     def initial_state(self, x: Tensor) -> State:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from eqpop.nets.activations import sigmoid_weighted_unit
+from eqpop.nets.activations import SIGMOID_WEIGHTED_UNIT_STRIP, sigmoid_weighted_unit
 from eqpop.nets.base import EquilibriumNet, State, as_column, cast, feedback_weights, uniform_
 from eqpop.nets.readout import SoftmaxReadout
 
@@ -67,6 +67,7 @@ class ConvNet(SoftmaxReadout, EquilibriumNet):
     """
 
     transposed_feedback = False
+    analytic_strip = SIGMOID_WEIGHTED_UNIT_STRIP
 
     def __init__(
         self,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from eqpop.nets.activations import shifted_sigmoid
+from eqpop.nets.activations import SHIFTED_SIGMOID_STRIP, shifted_sigmoid
 from eqpop.nets.base import (
     EquilibriumNet,
     State,
@@ -29,6 +29,8 @@ def _check_sizes(sizes: Sequence[int]) -> list[int]:
 
 class _MLPBase(SoftmaxReadout, EquilibriumNet):
     """Layers 1..L of widths ``sizes[1:]`` with forward weights ``w_f.k`` (layer k -> k+1)."""
+
+    analytic_strip = SHIFTED_SIGMOID_STRIP
 
     def __init__(self, sizes: Sequence[int], n_classes: int | None, dt: float, gain: float):
         super().__init__()

@@ -14,7 +14,11 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from eqpop.nets.activations import shifted_sigmoid, shifted_sigmoid_prime
+from eqpop.nets.activations import (
+    SHIFTED_SIGMOID_STRIP,
+    shifted_sigmoid,
+    shifted_sigmoid_prime,
+)
 from eqpop.nets.base import (
     EquilibriumNet,
     State,
@@ -28,6 +32,8 @@ from eqpop.nets.mlp import _check_sizes
 
 
 class PredictiveCodingNet(EquilibriumNet):
+    analytic_strip = SHIFTED_SIGMOID_STRIP
+
     def __init__(
         self,
         sizes: Sequence[int],

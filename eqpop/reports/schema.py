@@ -18,7 +18,7 @@ TRIALS, METRICS, COMPARISONS = "trials", "metrics", "comparisons"
 METRIC_FIELDS = [
     "train_loss", "train_error", "val_error", "val_top5_error", "homeo_loss", "residual", "lr",
     "symmetry_ratio", "homeo_probe", "val_error_forward", "init_distance", "seconds",
-    "samples_per_s",
+    "samples_per_s", "imag_ratio",
 ]  # fmt: skip
 
 

@@ -58,6 +58,19 @@ def test_hep_bias_falls_with_n(arch, beta):
     # extra points at |beta| = 0.5): the Cauchy estimate converges, but slowly, as theory says.
 
 
+def test_imag_ratio_flags_a_circle_that_reaches_the_activations_poles():
+    """Small |beta|: the complex states stay in the analytic strip and N = 4 is exact to
+    |beta|^4/5!; a |beta| large enough to push Im u past the poles breaks the estimate."""
+    net, x, y, steps, free = _setup("mlp")
+    truth = estimate(net, x, y, "exact", steps=steps, free=free, rtol=1e-13).error
+    runs = {b: estimate(net, x, y, "hep", beta=b, n_points=4, nudge_steps=steps, free=free)
+            for b in (0.5, 30.0)}  # fmt: skip
+    assert runs[0.5].stats["imag_ratio"] < 1 and _total_rel(runs[0.5].error, truth) < 1e-2
+    assert runs[30.0].stats["imag_ratio"] > 1 and _total_rel(runs[30.0].error, truth) > 0.1
+    real = estimate(net, x, y, "hep", beta=30.0, n_points=2, nudge_steps=steps, free=free)
+    assert real.stats["imag_ratio"] == 0.0
+
+
 def test_classic_is_worse_than_hep_n2_at_large_beta(arch):
     net, x, y, steps, free = _setup(arch)
     truth = estimate(net, x, y, "exact", steps=steps, free=free, rtol=1e-13).error

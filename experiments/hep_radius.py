@@ -1,0 +1,54 @@
+"""How close each finite-nudge estimate is to the exact d_beta s* on a *trained* net, and how far
+hEP's complex nudges reach towards the activation's poles (docs/results.md).
+
+    python experiments/hep_radius.py reports/digits-table/hep-N-4--beta--0-5-s0
+
+Loads the run's checkpoint, settles the probe batch in float64 and compares every estimate with
+``exact`` differentiated through the same ``t_nudge`` nudged steps (the training truth).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from eqpop.config import build_config
+from eqpop.dynamics import settle
+from eqpop.estimators import estimate
+from eqpop.metrics import relative_errors
+from eqpop.train import Trainer
+
+GRID = [("classic", 0.5, None), ("hep", 0.5, 2), ("hep", 0.5, 4), ("hep", 0.5, 8),
+        ("hep", 0.05, 4), ("hep", 0.05, 8)]  # fmt: skip
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("run", type=Path, help="an eqpop train output folder with a checkpoint")
+    run = p.parse_args().run
+    cfg = build_config(**json.loads((run / "config.json").read_text()))
+    trainer = Trainer(cfg, run)
+    if not trainer.resume():
+        raise SystemExit(f"{run}: no checkpoint")
+    net = trainer.net.double()
+    x, y = trainer.probe[0].double(), trainer.probe[1]
+    free = settle(net, x, steps=cfg.t_free)
+    common = dict(steps=cfg.t_free, nudge_steps=cfg.t_nudge, free=free)
+    truth = estimate(net, x, y, "exact", tangent_steps=cfg.t_nudge, **common).error
+    print(f"{run} after epoch {trainer.epoch}: free residual {free.residual:.1e}")
+    print("| estimate | rel. error vs exact, per layer | imag ratio |\n|---|---|---|")
+    for method, beta, n in GRID:
+        hyper = dict(common, beta=beta, **({"n_points": n} if n else {}))
+        est = estimate(net, x, y, method, **hyper)
+        rel = " / ".join(f"{r:.3g}" for r in relative_errors(est.error, truth))
+        name = f"{method} N={n}" if n else method
+        ratio = est.stats.get("imag_ratio", float("nan"))
+        print(f"| {name}, \\|beta\\| {beta} | {rel} | {ratio:.2f} |")
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    main()
