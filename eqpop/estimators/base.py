@@ -95,7 +95,8 @@ def imag_ratio(net: EquilibriumNet, state: State) -> float:
     """
     if not state[0].is_complex():
         return 0.0
-    return max(float(u.imag.abs().max()) for u in state) / net.analytic_strip
+    peak = torch.stack([u.imag.abs().amax() for u in state]).amax()  # one host sync
+    return float(peak) / net.analytic_strip
 
 
 def solve_linear(
