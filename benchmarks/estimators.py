@@ -48,17 +48,35 @@ def _time(fn, device: str, repeats: int) -> float:
 
 def bench(name, net, x, y, steps, nudge_steps, device, repeats, methods) -> list[dict]:
     base = _time(lambda: settle(net, x, steps=steps), device, repeats)
-    rows = [{"net": name, "method": "free phase (baseline)", "hyper": f"T={steps}",
-             "batch": len(x), "ms": base * 1e3, "ratio": 1.0}]  # fmt: skip
+    rows = [
+        {
+            "net": name,
+            "method": "free phase (baseline)",
+            "hyper": f"T={steps}",
+            "batch": len(x),
+            "ms": base * 1e3,
+            "ratio": 1.0,
+        }
+    ]
     for method, hyper in methods:
-        kw = dict(steps=steps, nudge_steps=nudge_steps, adjoint_steps=steps,
-                  tangent_steps=steps, **hyper)  # fmt: skip
+        kw = dict(
+            steps=steps, nudge_steps=nudge_steps, adjoint_steps=steps, tangent_steps=steps, **hyper
+        )
         t = _time(lambda m=method, k=kw: estimate(net, x, y, m, **k), device, repeats)
         label = ",".join(f"{k}={v}" for k, v in hyper.items())
-        rows.append({"net": name, "method": method, "hyper": label, "batch": len(x),
-                     "ms": t * 1e3, "ratio": t / base})  # fmt: skip
-        print(f"  {name:22s} {method:15s} {label:55s} {t * 1e3:10.1f} ms  x{t / base:.2f}",
-              flush=True)  # fmt: skip
+        rows.append(
+            {
+                "net": name,
+                "method": method,
+                "hyper": label,
+                "batch": len(x),
+                "ms": t * 1e3,
+                "ratio": t / base,
+            }
+        )
+        print(
+            f"  {name:22s} {method:15s} {label:55s} {t * 1e3:10.1f} ms  x{t / base:.2f}", flush=True
+        )
     return rows
 
 
@@ -91,11 +109,14 @@ def main() -> None:
     xc = torch.randn(a.conv_batch, 3, 32, 32, device=dev)
     yc = torch.randint(0, 10, (a.conv_batch,), device=dev)
     methods = [m for m in METHODS if not (a.skip_continuous_conv and m[0] == "hep_continuous")]
-    rows += bench("conv 128-256-512-512", conv, xc, yc, a.conv_steps or 250, 40, dev, a.repeats,
-                  methods)  # fmt: skip
+    rows += bench(
+        "conv 128-256-512-512", conv, xc, yc, a.conv_steps or 250, 40, dev, a.repeats, methods
+    )
     frame = pd.DataFrame(rows)
-    print(f"device: {dev} ({torch.cuda.get_device_name() if dev.startswith('cuda') else 'cpu'}),"
-          f" torch {torch.__version__}, float32, threads {torch.get_num_threads()}")  # fmt: skip
+    print(
+        f"device: {dev} ({torch.cuda.get_device_name() if dev.startswith('cuda') else 'cpu'}),"
+        f" torch {torch.__version__}, float32, threads {torch.get_num_threads()}"
+    )
     print(frame.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     if a.out:
         frame.to_parquet(a.out, index=False)

@@ -23,10 +23,11 @@ from eqpop.population.driver import open_storage
 def one_study(url: str, trials: int, epochs: int) -> float:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
-        study_name="bench", storage=open_storage(url),
+        study_name="bench",
+        storage=open_storage(url),
         sampler=optuna.samplers.TPESampler(seed=0, constant_liar=True),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2),
-    )  # fmt: skip
+    )
     start = time.perf_counter()
     for _ in range(trials):
         trial = study.ask()
@@ -47,8 +48,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        backends = {"journal file": str(Path(tmp) / "optuna.journal"),
-                    "sqlite": f"sqlite:///{tmp}/optuna.db"}  # fmt: skip
+        backends = {
+            "journal file": str(Path(tmp) / "optuna.journal"),
+            "sqlite": f"sqlite:///{tmp}/optuna.db",
+        }
         seconds = {name: one_study(url, args.trials, args.epochs) for name, url in backends.items()}
     base = seconds["journal file"]
     print(f"{args.trials} trials x {args.epochs} epochs, driver only")

@@ -91,11 +91,20 @@ def _run_compare(args: argparse.Namespace) -> int:
     from eqpop.io import write_parquet_atomic
 
     cfg = CompareConfig(
-        net=args.net, hidden=args.hidden, symmetric=args.symmetric,
-        asymmetry_angle=args.asymmetry_angle, batch=args.batch, betas=args.betas,
-        n_points=args.n_points, steps=args.steps, nudge_steps=args.nudge_steps,
-        periods=args.periods, steps_per_point=args.steps_per_point, seed=args.seed, out=args.out,
-    )  # fmt: skip
+        net=args.net,
+        hidden=args.hidden,
+        symmetric=args.symmetric,
+        asymmetry_angle=args.asymmetry_angle,
+        batch=args.batch,
+        betas=args.betas,
+        n_points=args.n_points,
+        steps=args.steps,
+        nudge_steps=args.nudge_steps,
+        periods=args.periods,
+        steps_per_point=args.steps_per_point,
+        seed=args.seed,
+        out=args.out,
+    )
     frame = run_compare(cfg, progress=not args.quiet)
     write_parquet_atomic(frame, cfg.out)
     if not args.quiet:
@@ -107,10 +116,19 @@ def _run_compare(args: argparse.Namespace) -> int:
 
 #: ``eqpop train`` flags that map one to one onto config fields (flag name -> type)
 _TRAIN_FLAGS: dict[str, Callable[[str], object]] = {
-    "method": str, "beta": float, "n_points": int, "lambda_homeo": float, "epochs": int,
-    "batch_size": int, "seed": int, "data_dir": Path, "device": str, "net": str,
-    "dataset": str, "lr": float,
-}  # fmt: skip
+    "method": str,
+    "beta": float,
+    "n_points": int,
+    "lambda_homeo": float,
+    "epochs": int,
+    "batch_size": int,
+    "seed": int,
+    "data_dir": Path,
+    "device": str,
+    "net": str,
+    "dataset": str,
+    "lr": float,
+}
 
 
 def _add_train(sub) -> None:
@@ -171,12 +189,16 @@ def _run_train(args: argparse.Namespace) -> int:
     try:
         frame = trainer.fit(progress=not args.quiet)
     except Diverged as err:  # a finding, not a crash: the epochs before it are kept
-        print(f"eqpop train: diverged: {err}; {trainer.epoch} epochs recorded in "
-              f"{out / METRICS}", file=sys.stderr)  # fmt: skip
+        print(
+            f"eqpop train: diverged: {err}; {trainer.epoch} epochs recorded in {out / METRICS}",
+            file=sys.stderr,
+        )
         return 1
     last = frame.iloc[-1]
-    print(f"epoch {int(last.epoch)}: val error {last.val_error:.4f} "
-          f"(top-5 {last.val_top5_error:.4f}); metrics in {out / METRICS}")  # fmt: skip
+    print(
+        f"epoch {int(last.epoch)}: val error {last.val_error:.4f} "
+        f"(top-5 {last.val_top5_error:.4f}); metrics in {out / METRICS}"
+    )
     return 0
 
 
@@ -188,22 +210,34 @@ def _add_study(sub) -> None:
         "Optuna (ask/tell) chooses the next setting and prunes; trials, metrics and estimator "
         "comparisons stream to reports/<study>/. Re-running the same command continues it.",
     )
-    p.add_argument("study", nargs="?", default="digits",
-                   help="a built-in name (digits, fashion_mnist, cifar10, cifar100, imagenet32) "
-                   "or a TOML/YAML study file; default: digits")  # fmt: skip
+    p.add_argument(
+        "study",
+        nargs="?",
+        default="digits",
+        help="a built-in name (digits, fashion_mnist, cifar10, cifar100, imagenet32) "
+        "or a TOML/YAML study file; default: digits",
+    )
     p.add_argument("--trials", type=int, help="finished (complete or pruned) trials wanted")
     p.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
     p.add_argument("--actors", type=int, help="Ray actors, one network each")
     p.add_argument("--gpus-per-actor", type=float, help="1, a fraction for small nets, 0 on CPU")
-    p.add_argument("--storage", help="Optuna storage: SQLAlchemy URL or journal file path "
-                   "(default reports/<study>/optuna.journal)")  # fmt: skip
+    p.add_argument(
+        "--storage",
+        help="Optuna storage: SQLAlchemy URL or journal file path "
+        "(default reports/<study>/optuna.journal)",
+    )
     p.add_argument("--out", type=Path, help="study folder (default reports/<study>)")
     p.add_argument("--data-dir", type=Path, help="where the data set's files are")
     p.add_argument("--name", help="study name (default: the built-in's or the file's)")
     p.add_argument("--resume", action="store_true", help="continue a study that must exist")
     p.add_argument("--address", help="Ray: local (default), auto, or host:port of a cluster")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="a training config field for every trial, e.g. --set epochs=5")  # fmt: skip
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a training config field for every trial, e.g. --set epochs=5",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar, no event lines")
     p.set_defaults(run=_run_study)
 

@@ -23,9 +23,18 @@ from eqpop.nets import NETS, EquilibriumNet, net_for_data
 
 #: the measurement columns of one comparison row (also the study's ``comparisons/``)
 MEASURES = [
-    "method", "beta", "n_points", "layer", "cos_rbp", "cos_exact", "rel_err_exact",
-    "grad_cos_rbp", "seconds", "residual", "imag_ratio",
-]  # fmt: skip
+    "method",
+    "beta",
+    "n_points",
+    "layer",
+    "cos_rbp",
+    "cos_exact",
+    "rel_err_exact",
+    "grad_cos_rbp",
+    "seconds",
+    "residual",
+    "imag_ratio",
+]
 COLUMNS = [*MEASURES, "net", "dataset", "seed"]
 
 DEFAULT_HIDDEN = {"mlp": (64, 32), "output-feedback": (64, 32), "pcn": (64, 32), "conv": (16, 32)}
@@ -105,13 +114,24 @@ def _residual(est: Estimate) -> float:
 
 
 def estimate_grid(
-    net: EquilibriumNet, x: Tensor, y: Tensor, grid: Grid, free: Settled, truth: bool = True,
-    continuous: bool = True, progress: bool = False,
-) -> dict[tuple, Estimate]:  # fmt: skip
+    net: EquilibriumNet,
+    x: Tensor,
+    y: Tensor,
+    grid: Grid,
+    free: Settled,
+    truth: bool = True,
+    continuous: bool = True,
+    progress: bool = False,
+) -> dict[tuple, Estimate]:
     """Every estimate of the grid from one free fixed point (``truth``: with rbp and exact;
     ``continuous``: with hep_continuous, which runs its own free phase)."""
-    common = dict(steps=grid.steps, nudge_steps=grid.nudge_steps, free=free,
-                  periods=grid.periods, steps_per_point=grid.steps_per_point)  # fmt: skip
+    common = dict(
+        steps=grid.steps,
+        nudge_steps=grid.nudge_steps,
+        free=free,
+        periods=grid.periods,
+        steps_per_point=grid.steps_per_point,
+    )
     results: dict[tuple, Estimate] = {}
     runs = grid.runs(truth, continuous)
     for method, beta, n in tqdm(runs, desc="estimating", disable=not progress, unit="est"):
@@ -135,13 +155,21 @@ def comparison_rows(
         rel = relative_errors(est.error, exact.error)
         gcos = grad_cosine(est.grads, rbp.grads)
         for layer in range(len(est.error)):
-            rows.append({
-                "method": method, "beta": beta, "n_points": n, "layer": layer,
-                "cos_rbp": float(cos_rbp[layer]), "cos_exact": float(cos_exact[layer]),
-                "rel_err_exact": rel[layer], "grad_cos_rbp": gcos,
-                "seconds": est.stats["seconds"], "residual": _residual(est),
-                "imag_ratio": est.stats.get("imag_ratio", math.nan),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "method": method,
+                    "beta": beta,
+                    "n_points": n,
+                    "layer": layer,
+                    "cos_rbp": float(cos_rbp[layer]),
+                    "cos_exact": float(cos_exact[layer]),
+                    "rel_err_exact": rel[layer],
+                    "grad_cos_rbp": gcos,
+                    "seconds": est.stats["seconds"],
+                    "residual": _residual(est),
+                    "imag_ratio": est.stats.get("imag_ratio", math.nan),
+                }
+            )
     return rows
 
 
@@ -160,8 +188,9 @@ def run_compare(cfg: CompareConfig, progress: bool = True) -> pd.DataFrame:
     net = net_for_data(
         cfg.net, data.input_shape, data.n_classes, hidden, cfg.symmetric, cfg.asymmetry_angle
     ).double()
-    grid = Grid(cfg.betas, cfg.n_points, cfg.steps, cfg.nudge_steps, cfg.periods,
-                cfg.steps_per_point)  # fmt: skip
+    grid = Grid(
+        cfg.betas, cfg.n_points, cfg.steps, cfg.nudge_steps, cfg.periods, cfg.steps_per_point
+    )
     results = estimate_grid(net, x, y, grid, settle(net, x, steps=cfg.steps), progress=progress)
     rows = comparison_rows(results, results[("rbp", None, None)], results[("exact", None, None)])
     frame = pd.DataFrame(rows, columns=MEASURES).assign(

@@ -24,9 +24,15 @@ else:  # pragma: no cover
 Method = Literal["rbp", "exact", "classic", "hep", "hep_continuous"]
 Net = Literal["mlp", "output-feedback", "conv", "pcn"]
 Dataset = Literal[
-    "digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "imagenet32", "imagefolder",
+    "digits",
+    "mnist",
+    "fashion_mnist",
+    "cifar10",
+    "cifar100",
+    "imagenet32",
+    "imagefolder",
     "synthetic",
-]  # fmt: skip
+]
 
 
 class ConfigError(ValueError):
@@ -63,11 +69,12 @@ class TrainConfig(BaseModel):
     t_free: int = Field(default=150, ge=1)
     t_nudge: int = Field(default=20, ge=1)
     t_adjoint: int | None = Field(
-        default=None, ge=1,
+        default=None,
+        ge=1,
         description="cap on RBP's adjoint / exact's tangent iterations in training (default "
         "t_nudge, as in the papers' code: exact is then the limit of hEP with the same nudged "
         "phase, and the truncated series bounds the gradient where the fixed point is marginal)",
-    )  # fmt: skip
+    )
     # homeostasis
     lambda_homeo: float = Field(default=0.0, ge=0)
     homeo_samples: int = Field(default=5, ge=1)
@@ -202,8 +209,9 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ConfigError(f"--set {text!r}: expected key=value")
     key = key.strip().replace("-", "_")
     if key not in TrainConfig.model_fields:
-        raise ConfigError(f"--set {key}: unknown field; known fields: "
-                          f"{', '.join(TrainConfig.model_fields)}")  # fmt: skip
+        raise ConfigError(
+            f"--set {key}: unknown field; known fields: {', '.join(TrainConfig.model_fields)}"
+        )
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:

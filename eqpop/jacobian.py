@@ -30,15 +30,20 @@ def jvp_operator(
     def apply(v: State) -> State:
         with torch.enable_grad():
             grads = torch.autograd.grad(
-                [g for g, _ in used], dummies, [v[i] for _, i in used],
-                retain_graph=True, create_graph=create_graph, allow_unused=True,
-            )  # fmt: skip
+                [g for g, _ in used],
+                dummies,
+                [v[i] for _, i in used],
+                retain_graph=True,
+                create_graph=create_graph,
+                allow_unused=True,
+            )
         return tuple(torch.zeros_like(d) if g is None else g for g, d in zip(grads, dummies))
 
     return apply
 
 
-def jvp(fn: Callable[..., State], primals: State, tangents: State, create_graph: bool = False
-        ) -> State:  # fmt: skip
+def jvp(
+    fn: Callable[..., State], primals: State, tangents: State, create_graph: bool = False
+) -> State:
     """One product ``J_fn(primals) tangents``."""
     return jvp_operator(fn, primals, create_graph)(tangents)

@@ -80,9 +80,14 @@ class Trainer:
         random.seed(cfg.seed)
         self.data = data if data is not None else load_dataset(cfg.dataset, cfg.data_dir)
         self.net: EquilibriumNet = net_for_data(
-            cfg.net, self.data.input_shape, self.data.n_classes, cfg.hidden, cfg.symmetric,
-            cfg.asymmetry_angle, cfg.dt,
-        ).to(self.device, self.dtype)  # fmt: skip
+            cfg.net,
+            self.data.input_shape,
+            self.data.n_classes,
+            cfg.hidden,
+            cfg.symmetric,
+            cfg.asymmetry_angle,
+            cfg.dt,
+        ).to(self.device, self.dtype)
         self.optimizer = self._optimizer()
         self.scheduler = (
             torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg.epochs)
@@ -95,8 +100,9 @@ class Trainer:
             self.init_optimizer = torch.optim.Adam(self.initializer.parameters(), cfg.init_ep_lr)
         self.batch_gen = torch.Generator().manual_seed(cfg.seed)
         # built once: on a GPU the raw training set moves to the device here, not every epoch
-        self.batches = Batches(self.data, cfg.batch_size, self.device, cfg.augment,
-                               self.batch_gen, self.dtype)  # fmt: skip
+        self.batches = Batches(
+            self.data, cfg.batch_size, self.device, cfg.augment, self.batch_gen, self.dtype
+        )
         n = min(cfg.probe_batch, len(self.data.y_val))
         self.probe = (
             self.data.normalise(self.data.x_val[:n].to(self.device), self.dtype),
@@ -139,10 +145,16 @@ class Trainer:
         """Estimator hyperparameters of the config (``estimate`` passes each method its own)."""
         cfg = self.cfg
         cap = cfg.t_adjoint or cfg.t_nudge
-        return dict(beta=cfg.beta, n_points=cfg.n_points, steps=cfg.t_free,
-                    nudge_steps=cfg.t_nudge, periods=cfg.periods,
-                    steps_per_point=cfg.steps_per_point, adjoint_steps=cap,
-                    tangent_steps=cap)  # fmt: skip
+        return dict(
+            beta=cfg.beta,
+            n_points=cfg.n_points,
+            steps=cfg.t_free,
+            nudge_steps=cfg.t_nudge,
+            periods=cfg.periods,
+            steps_per_point=cfg.steps_per_point,
+            adjoint_steps=cap,
+            tangent_steps=cap,
+        )
 
     def train_step(self, x: Tensor, y: Tensor, stats: EpochStats) -> None:
         cfg, dyn = self.cfg, self.dynamics()
@@ -217,8 +229,14 @@ class Trainer:
             out[f"weight_angle_l{k}"] = angle
         hyper = self._hyper()
         rbp = estimate(self.net, x, y, "rbp", steps=cfg.t_free, free=free)
-        mine = estimate(self.net, x, y, cfg.method, **hyper,
-                        **({} if cfg.method == "hep_continuous" else {"free": free}))  # fmt: skip
+        mine = estimate(
+            self.net,
+            x,
+            y,
+            cfg.method,
+            **hyper,
+            **({} if cfg.method == "hep_continuous" else {"free": free}),
+        )
         for k, c in enumerate(layer_cosines(mine.error, rbp.error)):
             out[f"cos_rbp_l{k}"] = float(c)
         return out
@@ -228,8 +246,13 @@ class Trainer:
         cfg = self.cfg
         start = time.perf_counter()
         stats = EpochStats()
-        bar = tqdm(self.batches, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", leave=False,
-                   disable=not progress, unit="batch")  # fmt: skip
+        bar = tqdm(
+            self.batches,
+            desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
+            leave=False,
+            disable=not progress,
+            unit="batch",
+        )
         for x, y in bar:
             self.train_step(x, y, stats)
             bar.set_postfix(loss=f"{stats.loss / stats.seen:.3f}")
@@ -256,8 +279,13 @@ class Trainer:
         return record
 
     def fit(self, progress: bool = False) -> pd.DataFrame:
-        bar = tqdm(total=self.cfg.epochs, initial=self.epoch, desc="training", unit="epoch",
-                   disable=not progress)  # fmt: skip
+        bar = tqdm(
+            total=self.cfg.epochs,
+            initial=self.epoch,
+            desc="training",
+            unit="epoch",
+            disable=not progress,
+        )
         while self.epoch < self.cfg.epochs:
             rec = self.run_epoch(progress)
             bar.update(1)
@@ -324,8 +352,7 @@ class Trainer:
             if not previous.is_file():
                 raise
             sd = self._load(previous)
-            print(f"warning: {err}; resumed from {previous} (epoch {sd['epoch']})",
-                  file=sys.stderr)  # fmt: skip
+            print(f"warning: {err}; resumed from {previous} (epoch {sd['epoch']})", file=sys.stderr)
         saved = TrainConfig.model_validate_json(sd["config"])
         if saved.model_dump(exclude={"epochs", "device"}) != self.cfg.model_dump(
             exclude={"epochs", "device"}

@@ -63,8 +63,11 @@ def table(frames: list[pd.DataFrame]) -> str:
     df = pd.concat(frames)
     last = df.groupby(["run", "seed"]).tail(1)  # a diverged run's last recorded epoch
     first = df[df.epoch == 1]
-    cols = {"val_error": "val error (%)", "symmetry_ratio": "symmetry ratio",
-            "cos_rbp_l0": "cos RBP, layer 0"}  # fmt: skip
+    cols = {
+        "val_error": "val error (%)",
+        "symmetry_ratio": "symmetry ratio",
+        "cos_rbp_l0": "cos RBP, layer 0",
+    }
     rows = []
     for name in RUNS:
         r = last[last.run == name]
@@ -77,15 +80,22 @@ def table(frames: list[pd.DataFrame]) -> str:
         ratio = (f.imag_ratio.mean(), r.imag_ratio.mean())  # hEP's nudges against the poles
         cells.append("" if pd.isna(ratio[1]) else f"{ratio[0]:.2f} -> {ratio[1]:.2f}")
         if "val_error_forward" in r and r.val_error_forward.notna().any():
-            cells.append(f"{100 * r.val_error_forward.mean():.2f} ± "
-                         f"{100 * r.val_error_forward.std():.2f}")  # fmt: skip
+            cells.append(
+                f"{100 * r.val_error_forward.mean():.2f} ± {100 * r.val_error_forward.std():.2f}"
+            )
         else:
             cells.append("")
         stopped = r.epoch[r.epoch < df.epoch.max()].tolist()
         cells.append(f"{len(stopped)} (at epoch {stopped})" if stopped else "0")
         rows.append("| " + " | ".join(cells) + " |")
-    head = ["run", *cols.values(), "symmetry after epoch 1", "imag ratio, epoch 1 -> last",
-            "forward-pass val error (%)", "diverged runs"]  # fmt: skip
+    head = [
+        "run",
+        *cols.values(),
+        "symmetry after epoch 1",
+        "imag ratio, epoch 1 -> last",
+        "forward-pass val error (%)",
+        "diverged runs",
+    ]
     return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head), *rows])
 
 

@@ -21,8 +21,14 @@ from eqpop.estimators import estimate
 from eqpop.metrics import relative_errors
 from eqpop.train import Trainer
 
-GRID = [("classic", 0.5, None), ("hep", 0.5, 2), ("hep", 0.5, 4), ("hep", 0.5, 8),
-        ("hep", 0.05, 4), ("hep", 0.05, 8)]  # fmt: skip
+GRID = [
+    ("classic", 0.5, None),
+    ("hep", 0.5, 2),
+    ("hep", 0.5, 4),
+    ("hep", 0.5, 8),
+    ("hep", 0.05, 4),
+    ("hep", 0.05, 8),
+]
 
 
 def main() -> None:

@@ -35,8 +35,12 @@ def _files(root: Path) -> dict[str, Path]:
     batch.write_bytes(pickle.dumps(RunsCode()))
     (root / "bad.yaml").write_text("name: [unclosed\n")
     (root / "bad.toml").write_bytes(b"\x80\x81 not utf-8")
-    return {"mnist": root / "mnist", "cifar": root / "cifar", "yaml": root / "bad.yaml",
-            "toml": root / "bad.toml"}  # fmt: skip
+    return {
+        "mnist": root / "mnist",
+        "cifar": root / "cifar",
+        "yaml": root / "bad.yaml",
+        "toml": root / "bad.toml",
+    }
 
 
 def cases(f: dict[str, Path]) -> list[tuple[str, list[str]]]:

@@ -9,8 +9,19 @@ from conftest import assert_usage_error
 
 from eqpop.cli import main
 
-FAST = ["--set", "hidden=[12]", "--set", "t_free=8", "--set", "t_nudge=4", "--set",
-        "probe_batch=8", "--batch-size", "256", "--quiet"]  # fmt: skip
+FAST = [
+    "--set",
+    "hidden=[12]",
+    "--set",
+    "t_free=8",
+    "--set",
+    "t_nudge=4",
+    "--set",
+    "probe_batch=8",
+    "--batch-size",
+    "256",
+    "--quiet",
+]
 
 
 def test_train_from_preset_with_overrides_and_resume(tmp_path, capsys):
@@ -26,10 +37,13 @@ def test_train_from_preset_with_overrides_and_resume(tmp_path, capsys):
     assert list(pd.read_parquet(out / "metrics.parquet").epoch) == [1, 2]
 
 
-@pytest.mark.parametrize("suffix, text", [
-    (".toml", 'method = "classic"\nbeta = 0.2\nhidden = [10]\n'),
-    (".yaml", "method: classic\nbeta: 0.2\nhidden: [10]\n"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "suffix, text",
+    [
+        (".toml", 'method = "classic"\nbeta = 0.2\nhidden = [10]\n'),
+        (".yaml", "method: classic\nbeta: 0.2\nhidden: [10]\n"),
+    ],
+)
 def test_config_files(tmp_path, suffix, text):
     cfg = tmp_path / f"c{suffix}"
     cfg.write_text(text)
@@ -75,8 +89,22 @@ def test_malformed_config_file(tmp_path, capsys):
 
 def test_a_diverging_run_is_one_line_exit_1_and_keeps_its_records(tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["train", "--preset", "digits-mlp", "--method", "rbp", "--lr", "1e38",
-                 "--epochs", "3", "--out", str(out), "--quiet"])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "--preset",
+            "digits-mlp",
+            "--method",
+            "rbp",
+            "--lr",
+            "1e38",
+            "--epochs",
+            "3",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 1 and len(err.splitlines()) == 1 and "diverged" in err
     assert (out / "config.json").is_file() or not (out / "metrics.parquet").exists()

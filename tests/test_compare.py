@@ -7,8 +7,19 @@ from conftest import assert_usage_error
 from eqpop.cli import main
 from eqpop.compare import COLUMNS
 
-FAST = ["--batch", "8", "--steps", "60", "--nudge-steps", "40", "--periods", "1",
-        "--steps-per-point", "10", "--quiet"]  # fmt: skip
+FAST = [
+    "--batch",
+    "8",
+    "--steps",
+    "60",
+    "--nudge-steps",
+    "40",
+    "--periods",
+    "1",
+    "--steps-per-point",
+    "10",
+    "--quiet",
+]
 
 
 def test_compare_writes_one_row_per_method_beta_n_layer(tmp_path):
@@ -33,8 +44,24 @@ def test_compare_writes_one_row_per_method_beta_n_layer(tmp_path):
 def test_compare_runs_every_architecture(tmp_path, net):
     out = tmp_path / f"{net}.parquet"
     hidden = ["--hidden", "4,6"] if net == "conv" else ["--hidden", "16"]
-    assert main(["compare", "--net", net, *hidden, "--betas", "0.1", "--n-points", "2",
-                 "--out", str(out), *FAST]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "compare",
+                "--net",
+                net,
+                *hidden,
+                "--betas",
+                "0.1",
+                "--n-points",
+                "2",
+                "--out",
+                str(out),
+                *FAST,
+            ]
+        )
+        == 0
+    )
     assert set(pd.read_parquet(out).method) == {"rbp", "exact", "classic", "hep", "hep_continuous"}
 
 

@@ -14,9 +14,10 @@ from eqpop.population.spec import StudyConfig, build_study
 
 FIELDS = sorted(TrainConfig.model_fields)
 values = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats() | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
-                                                                max_size=3),  # fmt: skip
+    st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.floats() | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
     max_leaves=6,
 )
 
@@ -64,8 +65,11 @@ def test_config_files_of_random_bytes(data, suffix):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.dictionaries(st.sampled_from(sorted(StudyConfig.model_fields)) | st.text(max_size=6),
-                       values, max_size=4))  # fmt: skip
+@given(
+    st.dictionaries(
+        st.sampled_from(sorted(StudyConfig.model_fields)) | st.text(max_size=6), values, max_size=4
+    )
+)
 def test_study_specs_validate_or_refuse(fields):
     try:
         spec = build_study(**{"name": "s", **fields})

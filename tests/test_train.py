@@ -16,20 +16,49 @@ from eqpop.dynamics import settle
 from eqpop.estimators import estimate
 from eqpop.train import CHECKPOINT, METRICS, PREVIOUS, Diverged, Trainer, layer_index
 
-REQUIRED = ["epoch", "train_loss", "train_error", "val_error", "val_top5_error",
-            "symmetry_ratio", "homeo_loss", "residual", "seconds", "samples_per_s"]  # fmt: skip
+REQUIRED = [
+    "epoch",
+    "train_loss",
+    "train_error",
+    "val_error",
+    "val_top5_error",
+    "symmetry_ratio",
+    "homeo_loss",
+    "residual",
+    "seconds",
+    "samples_per_s",
+]
 
 
 @pytest.fixture(scope="module")
 def small() -> Split:
     d = load_dataset("digits")
-    return Split(d.x_train[:192], d.y_train[:192], d.x_val[:96], d.y_val[:96], 10, d.mean,
-                 d.std, d.scale, "digits")  # fmt: skip
+    return Split(
+        d.x_train[:192],
+        d.y_train[:192],
+        d.x_val[:96],
+        d.y_val[:96],
+        10,
+        d.mean,
+        d.std,
+        d.scale,
+        "digits",
+    )
 
 
 def tiny(**kw):
-    base = dict(hidden=[16, 12], asymmetry_angle=30.0, epochs=2, batch_size=32, t_free=12,
-                t_nudge=6, lr=0.05, probe_batch=16, periods=1, steps_per_point=4)  # fmt: skip
+    base = dict(
+        hidden=[16, 12],
+        asymmetry_angle=30.0,
+        epochs=2,
+        batch_size=32,
+        t_free=12,
+        t_nudge=6,
+        lr=0.05,
+        probe_batch=16,
+        periods=1,
+        steps_per_point=4,
+    )
     return build_config(**{**base, **kw})
 
 
@@ -144,9 +173,16 @@ def test_conv_net_trains_with_layer_scales_homeostasis_and_init_ep():
 
     data = DATASETS["synthetic"](shape=(3, 8, 8), n_train=64, n_val=32)
     cfg = tiny(
-        net="conv", hidden=[4, 6], dataset="synthetic", lr_scales=[3, 2, 1], lambda_homeo=1.0,
-        init_ep=True, init_ep_lambda=0.1, augment=True, epochs=1,
-    )  # fmt: skip
+        net="conv",
+        hidden=[4, 6],
+        dataset="synthetic",
+        lr_scales=[3, 2, 1],
+        lambda_homeo=1.0,
+        init_ep=True,
+        init_ep_lambda=0.1,
+        augment=True,
+        epochs=1,
+    )
     rec = Trainer(cfg, None, data).run_epoch()
     assert math.isfinite(rec["train_loss"]) and {"weight_angle_l0", "cos_rbp_l1"} <= set(rec)
     assert math.isfinite(rec["val_error_forward"]) and math.isfinite(rec["homeo_loss"])

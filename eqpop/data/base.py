@@ -113,8 +113,12 @@ def random_crop_flip(x: Tensor, padding: int, generator: torch.Generator | None)
     j = torch.randint(0, 2 * padding + 1, (b,), generator=generator).to(dev)
     rows = (i[:, None] + torch.arange(h, device=dev))[:, None, :, None]
     cols = (j[:, None] + torch.arange(w, device=dev))[:, None, None, :]
-    out = padded[torch.arange(b, device=dev)[:, None, None, None],
-                 torch.arange(c, device=dev)[None, :, None, None], rows, cols]  # fmt: skip
+    out = padded[
+        torch.arange(b, device=dev)[:, None, None, None],
+        torch.arange(c, device=dev)[None, :, None, None],
+        rows,
+        cols,
+    ]
     flip = (torch.rand(b, generator=generator) < 0.5).to(dev)[:, None, None, None]
     return torch.where(flip, out.flip(-1), out)
 

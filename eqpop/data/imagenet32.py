@@ -62,6 +62,11 @@ def imagenet32(data_dir: Path | str | None = None, n_train_files: int = 10) -> S
         del data
     x_val, y_val = _read(root / "val_data.npz")
     return make_split(
-        "imagenet32", x_train[:filled], np.concatenate(parts_y),
-        x_val.reshape(-1, 3, 32, 32), y_val, 1000, scale=1 / 255,
-    )  # fmt: skip
+        "imagenet32",
+        x_train[:filled],
+        np.concatenate(parts_y),
+        x_val.reshape(-1, 3, 32, 32),
+        y_val,
+        1000,
+        scale=1 / 255,
+    )

@@ -28,8 +28,10 @@ def study_from_args(args: argparse.Namespace) -> StudyConfig:
     else:
         path = Path(args.study)
         if path.suffix not in (".toml", ".yaml", ".yml"):
-            raise ConfigError(f"study: unknown {args.study!r}; choose one of "
-                              f"{', '.join(BUILTIN)} or give a .toml/.yaml study file")  # fmt: skip
+            raise ConfigError(
+                f"study: unknown {args.study!r}; choose one of "
+                f"{', '.join(BUILTIN)} or give a .toml/.yaml study file"
+            )
         values = {"name": path.stem, **read_config_file(path)}
     base = values.get("base", {})
     if not isinstance(base, dict):
@@ -61,8 +63,7 @@ def run_study_command(args: argparse.Namespace) -> int:
 
     spec = study_from_args(args)
     if args.resume and not _study_exists(spec):
-        raise ConfigError(f"--resume: no study {spec.name!r} in "
-                          f"{mask_password(spec.storage_url)}")  # fmt: skip
+        raise ConfigError(f"--resume: no study {spec.name!r} in {mask_password(spec.storage_url)}")
     spec = spec.model_copy(update={"address": resolve_address(spec.address)})
     summary = run_study(spec, progress=not args.quiet)
     print(summary.table())

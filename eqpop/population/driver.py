@@ -106,16 +106,23 @@ class Summary:
         return self.train_s / (self.actors * self.wall_s) if self.wall_s > 0 else 0.0
 
     def table(self) -> str:
-        lines = [f"study {self.study}: " + ", ".join(f"{v} {k.lower()}" for k, v in
-                                                   sorted(self.counts.items()))]  # fmt: skip
+        lines = [
+            f"study {self.study}: "
+            + ", ".join(f"{v} {k.lower()}" for k, v in sorted(self.counts.items()))
+        ]
         if self.best:
             params = " ".join(f"{k}={_fmt(v)}" for k, v in self.best["params"].items())
-            lines.append(f"best trial {self.best['trial']}: val error "
-                         f"{100 * self.best['value']:.2f} %  ({params})")  # fmt: skip
-        lines.append(f"wall {self.wall_s:.0f} s, {self.actors} actors busy training "
-                     f"{100 * self.busy_fraction:.0f} % of the time")  # fmt: skip
-        lines.append(f"parquet: {self.out}/{{trials,metrics,comparisons}}/  "
-                     f"storage: {self.storage}")  # fmt: skip
+            lines.append(
+                f"best trial {self.best['trial']}: val error "
+                f"{100 * self.best['value']:.2f} %  ({params})"
+            )
+        lines.append(
+            f"wall {self.wall_s:.0f} s, {self.actors} actors busy training "
+            f"{100 * self.busy_fraction:.0f} % of the time"
+        )
+        lines.append(
+            f"parquet: {self.out}/{{trials,metrics,comparisons}}/  storage: {self.storage}"
+        )
         return "\n".join(lines)
 
 
@@ -134,10 +141,13 @@ class Driver:
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # our event lines say it better
         self.storage = open_storage(spec.storage_url)
         self.study = optuna.create_study(
-            study_name=spec.name, storage=self.storage, direction="minimize",
-            sampler=make_sampler(spec), pruner=make_pruner(spec, self.base.epochs),
+            study_name=spec.name,
+            storage=self.storage,
+            direction="minimize",
+            sampler=make_sampler(spec),
+            pruner=make_pruner(spec, self.base.epochs),
             load_if_exists=True,
-        )  # fmt: skip
+        )
         self.writer = PartWriter(
             self.out,
             {
@@ -189,17 +199,27 @@ class Driver:
 
     def _write_trial_row(self, frozen: FrozenTrial) -> None:
         start, end = frozen.datetime_start, frozen.datetime_complete
-        utc = (lambda d: d.astimezone(timezone.utc) if d is not None else None)  # noqa: E731
-        self.writer.add(schema.TRIALS, [{
-            "study": self.spec.name, "trial": frozen.number, "state": frozen.state.name,
-            "value": frozen.value, "epochs": frozen.last_step,
-            "duration_s": (end - start).total_seconds() if start and end else None,
-            "fail_reason": frozen.user_attrs.get("fail_reason"),
-            "retry_of": frozen.user_attrs.get("retry_of"),
-            "attempt": frozen.user_attrs.get("attempt", 0),
-            "actor": frozen.user_attrs.get("actor"), "started": utc(start), "finished": utc(end),
-            **{f"param_{k}": frozen.params.get(k) for k in self.params},
-        }])  # fmt: skip
+        utc = lambda d: d.astimezone(timezone.utc) if d is not None else None  # noqa: E731
+        self.writer.add(
+            schema.TRIALS,
+            [
+                {
+                    "study": self.spec.name,
+                    "trial": frozen.number,
+                    "state": frozen.state.name,
+                    "value": frozen.value,
+                    "epochs": frozen.last_step,
+                    "duration_s": (end - start).total_seconds() if start and end else None,
+                    "fail_reason": frozen.user_attrs.get("fail_reason"),
+                    "retry_of": frozen.user_attrs.get("retry_of"),
+                    "attempt": frozen.user_attrs.get("attempt", 0),
+                    "actor": frozen.user_attrs.get("actor"),
+                    "started": utc(start),
+                    "finished": utc(end),
+                    **{f"param_{k}": frozen.params.get(k) for k in self.params},
+                }
+            ],
+        )
         self.writer.flush()
 
     def recover(self) -> None:
@@ -208,8 +228,12 @@ class Driver:
         for frozen in self._trials((TrialState.RUNNING,)):
             self._fail(frozen._trial_id, frozen.number, "driver stopped while the trial ran")
             requeued = self._requeue(frozen)
-            self._say("recovered", f"trial {frozen.number} was left running: failed"
-                      + (", re-queued" if requeued else ""), trial=frozen.number)  # fmt: skip
+            self._say(
+                "recovered",
+                f"trial {frozen.number} was left running: failed"
+                + (", re-queued" if requeued else ""),
+                trial=frozen.number,
+            )
         written = set(read_column(self.out, schema.TRIALS, "trial"))
         done = (*FINISHED, TrialState.FAIL)
         for frozen in self.study.get_trials(deepcopy=False, states=done):
@@ -237,8 +261,12 @@ class Driver:
         params = " ".join(f"{k}={_fmt(v)}" for k, v in drawn.items())
         retry = trial.user_attrs.get("retry_of")
         note = f" (retry of {retry}, resumes its checkpoint)" if retry is not None else ""
-        self._say("started", f"trial {trial.number} started on actor {actor}: {params}{note}",
-                  trial=trial.number, actor=actor)  # fmt: skip
+        self._say(
+            "started",
+            f"trial {trial.number} started on actor {actor}: {params}{note}",
+            trial=trial.number,
+            actor=actor,
+        )
 
     def _submit_epoch(self, run: Running) -> None:
         run.kind = "epoch"
@@ -249,10 +277,18 @@ class Driver:
         run.epoch = int(record["epoch"])
         run.last_value = float(record["val_error"])
         row = {k: v for k, v in record.items() if k != "epoch"}
-        self.writer.add(schema.METRICS, [{
-            "study": self.spec.name, "trial": run.trial.number, "epoch": run.epoch,
-            "resumed": resumed, **row,
-        }])  # fmt: skip
+        self.writer.add(
+            schema.METRICS,
+            [
+                {
+                    "study": self.spec.name,
+                    "trial": run.trial.number,
+                    "epoch": run.epoch,
+                    "resumed": resumed,
+                    **row,
+                }
+            ],
+        )
         run.trial.report(run.last_value, run.epoch)
 
     def _finish(self, run: Running, state: TrialState, reason: str | None = None) -> None:
@@ -305,8 +341,12 @@ class Driver:
             self._comparisons(run, result["comparisons"])
             residual = float(result["record"].get("residual", 0.0))
             if not residual <= self.spec.max_residual:
-                self._finish(run, TrialState.FAIL, f"free phase did not converge "
-                             f"(residual {residual:.3g} > {self.spec.max_residual})")  # fmt: skip
+                self._finish(
+                    run,
+                    TrialState.FAIL,
+                    f"free phase did not converge "
+                    f"(residual {residual:.3g} > {self.spec.max_residual})",
+                )
                 return True
         if run.epoch >= run.cfg.epochs:
             self._finish(run, TrialState.COMPLETE)
@@ -352,24 +392,32 @@ class Driver:
         atomic_write(self.out / "study.json", lambda p: Path(p).write_text(text))
         self.recover()
         threads = max(1, int(spec.cpus_per_actor))
-        options = dict(num_cpus=spec.cpus_per_actor, num_gpus=spec.gpus_per_actor,
-                       max_restarts=-1, max_task_retries=0)  # fmt: skip
+        options = dict(
+            num_cpus=spec.cpus_per_actor,
+            num_gpus=spec.gpus_per_actor,
+            max_restarts=-1,
+            max_task_retries=0,
+        )
         self.actors = [TrialActor.options(**options).remote(threads) for _ in range(spec.actors)]
         free = list(range(spec.actors))
         deadline = time.monotonic() + spec.timeout if spec.timeout else None
         start = time.monotonic()
         self.bar = tqdm(
-            total=spec.trials, initial=min(self._n_finished(), spec.trials),
-            desc=f"study {spec.name}", unit="trial", disable=not self.progress,
-        )  # fmt: skip
+            total=spec.trials,
+            initial=min(self._n_finished(), spec.trials),
+            desc=f"study {spec.name}",
+            unit="trial",
+            disable=not self.progress,
+        )
         try:
             while True:
                 while free and self._can_launch(deadline):
                     self._launch(free.pop(0))
                 if not self.running and not (self.pending and self._can_launch(deadline)):
                     break
-                ready, _ = ray.wait([*self.running, *self.pending], num_returns=1,
-                                    timeout=spec.flush_seconds)  # fmt: skip
+                ready, _ = ray.wait(
+                    [*self.running, *self.pending], num_returns=1, timeout=spec.flush_seconds
+                )
                 for ref in ready:
                     if ref in self.pending:
                         free += self._pinged(ref)
@@ -397,21 +445,27 @@ class Driver:
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
         best = min(complete, key=lambda t: t.value, default=None)
         return Summary(
-            study=self.spec.name, counts=counts,
+            study=self.spec.name,
+            counts=counts,
             best={"trial": best.number, "value": best.value, "params": best.params}
-            if best else None,
-            wall_s=wall_s, train_s=self.train_s, actors=self.spec.actors, out=str(self.out),
-            storage=mask_password(self.spec.storage_url), events=self.events,
-        )  # fmt: skip
-
+            if best
+            else None,
+            wall_s=wall_s,
+            train_s=self.train_s,
+            actors=self.spec.actors,
+            out=str(self.out),
+            storage=mask_password(self.spec.storage_url),
+            events=self.events,
+        )
 
 
 def connect(address: str, num_cpus: int | None = None) -> None:
     """Start or join Ray once per process (a test session shares one local instance)."""
     if ray.is_initialized():
         return
-    kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False,
-                                  logging_level=logging.WARNING)  # fmt: skip
+    kwargs: dict[str, Any] = dict(
+        include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING
+    )
     if address == "local":
         kwargs["num_cpus"] = num_cpus
     ray.init(address=address, **kwargs)
@@ -422,11 +476,15 @@ def check_resources(spec: StudyConfig) -> None:
     forever: say so instead. An autoscaling cluster adds GPU nodes on demand."""
     have = ray.cluster_resources()
     if spec.gpus_per_actor > have.get("GPU", 0):
-        raise ValueError(f"gpus_per_actor: {spec.gpus_per_actor:g} asked, Ray has "
-                         f"{have.get('GPU', 0):g} GPUs here; 0 trains on CPUs")  # fmt: skip
+        raise ValueError(
+            f"gpus_per_actor: {spec.gpus_per_actor:g} asked, Ray has "
+            f"{have.get('GPU', 0):g} GPUs here; 0 trains on CPUs"
+        )
     if spec.cpus_per_actor > have.get("CPU", 0):
-        raise ValueError(f"cpus_per_actor: {spec.cpus_per_actor:g} asked, Ray has "
-                         f"{have.get('CPU', 0):g} CPUs here")  # fmt: skip
+        raise ValueError(
+            f"cpus_per_actor: {spec.cpus_per_actor:g} asked, Ray has "
+            f"{have.get('CPU', 0):g} CPUs here"
+        )
 
 
 def run_study(spec: StudyConfig, progress: bool = True, on_event: Event | None = None) -> Summary:

@@ -24,8 +24,14 @@ def probe_rows(trainer: Trainer, probe: Probe) -> list[dict[str, Any]]:
     net = copy.deepcopy(trainer.net).double()
     x, y = trainer.probe
     x, y = x[: probe.batch].double(), y[: probe.batch]
-    grid = Grid(tuple(probe.betas), tuple(probe.n_points), cfg.t_free, cfg.t_nudge, cfg.periods,
-                cfg.steps_per_point)  # fmt: skip
+    grid = Grid(
+        tuple(probe.betas),
+        tuple(probe.n_points),
+        cfg.t_free,
+        cfg.t_nudge,
+        cfg.periods,
+        cfg.steps_per_point,
+    )
     results = estimate_grid(net, x, y, grid, settle(net, x, steps=cfg.t_free))
     truth = results[("rbp", None, None)], results[("exact", None, None)]
     rows = [dict(row, init_ep=False) for row in comparison_rows(results, *truth)]

@@ -15,9 +15,17 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from eqpop.reports.tables import latest, method_label, method_order, trial_labels  # noqa: E402
 
-plt.rcParams.update({"figure.dpi": 110, "axes.grid": True, "grid.alpha": 0.3,
-                     "axes.spines.top": False, "axes.spines.right": False,
-                     "legend.fontsize": 8, "axes.titlesize": 11})  # fmt: skip
+plt.rcParams.update(
+    {
+        "figure.dpi": 110,
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "legend.fontsize": 8,
+        "axes.titlesize": 11,
+    }
+)
 
 
 def _plain(ax, axes: str = "xy") -> None:
@@ -50,23 +58,31 @@ def cosine_vs_beta(comparisons: pd.DataFrame) -> Figure | None:
     fig, axes = plt.subplots(len(sources), 2, figsize=(11, 3.6 * len(sources)), squeeze=False)
     for row, source in zip(axes, sources):
         rows = nudged[nudged.source == source]
-        for ax, col, what in zip(row, ["cos_exact", "cos_rbp"],
-                                 ["the exact $d_\\beta s^*$", "RBP's $\\delta$"]):  # fmt: skip
+        for ax, col, what in zip(
+            row, ["cos_exact", "cos_rbp"], ["the exact $d_\\beta s^*$", "RBP's $\\delta$"]
+        ):
             for label, group in rows.groupby("label"):
                 mean = group.groupby("beta")[col].mean()
-                ax.plot(mean.index, mean.values, marker="o", ms=4, color=colours[label],
-                        label=label)  # fmt: skip
+                ax.plot(
+                    mean.index, mean.values, marker="o", ms=4, color=colours[label], label=label
+                )
             if col == "cos_rbp":
                 exact = frame[(frame.source == source) & (frame.method == "exact")].cos_rbp.mean()
                 ax.axhline(exact, color="k", ls="--", lw=1, label="exact (no |beta|)")
-            ax.set(xscale="log", xlabel="|beta| (teaching amplitude)", ylabel="cosine",
-                   title=f"{source}: vs {what}")  # fmt: skip
+            ax.set(
+                xscale="log",
+                xlabel="|beta| (teaching amplitude)",
+                ylabel="cosine",
+                title=f"{source}: vs {what}",
+            )
             _plain(ax, "x")
     handles = [Line2D([], [], color=colours[lab], marker="o", ms=4, label=lab) for lab in labels]
     handles.append(Line2D([], [], color="k", ls="--", lw=1, label="exact (no |beta|)"))
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
-    fig.suptitle("Fig. 2a-b: each estimator's error vector against the exact derivative and "
-                 "RBP (mean over layers and trials)")  # fmt: skip
+    fig.suptitle(
+        "Fig. 2a-b: each estimator's error vector against the exact derivative and "
+        "RBP (mean over layers and trials)"
+    )
     fig.tight_layout()
     return fig
 
@@ -79,12 +95,14 @@ def layer_cosines(comparisons: pd.DataFrame) -> Figure | None:
     frame = _labelled(latest(comparisons))
     frame = frame[frame.method != "rbp"]
     layers = sorted(frame.layer.dropna().unique())
-    fig, axes = plt.subplots(1, len(layers), figsize=(3.6 * len(layers), 4), sharey=True,
-                             squeeze=False)  # fmt: skip
+    fig, axes = plt.subplots(
+        1, len(layers), figsize=(3.6 * len(layers), 4), sharey=True, squeeze=False
+    )
     labels = method_order(pd.Index(frame.label.unique()))
     for ax, layer in zip(axes[0], layers):
-        data = [frame[(frame.layer == layer) & (frame.label == lab)].cos_rbp.dropna()
-                for lab in labels]  # fmt: skip
+        data = [
+            frame[(frame.layer == layer) & (frame.label == lab)].cos_rbp.dropna() for lab in labels
+        ]
         ax.boxplot(data, tick_labels=labels, showfliers=False)
         ax.tick_params(axis="x", rotation=60, labelsize=8)
         ax.set(title=f"layer {layer}" + (" (output)" if layer == layers[-1] else ""))
@@ -109,8 +127,7 @@ def _layer_mean(metrics: pd.DataFrame, prefix: str) -> pd.Series:
     return metrics[cols].mean(axis=1) if cols else pd.Series(np.nan, index=metrics.index)
 
 
-def config_value(frame: pd.DataFrame, trials: pd.DataFrame, configs: dict,
-                 name: str) -> pd.Series:  # fmt: skip
+def config_value(frame: pd.DataFrame, trials: pd.DataFrame, configs: dict, name: str) -> pd.Series:
     """Per row of ``frame`` (keyed by study and trial), its trial's value of a config field:
     the searched one where the trial drew it, else the study's base config."""
     keys = frame[["study", "trial"]].astype({"study": "string"})
@@ -123,24 +140,27 @@ def config_value(frame: pd.DataFrame, trials: pd.DataFrame, configs: dict,
     return value.where(value.notna(), base)
 
 
-def asymmetry_curves(metrics: pd.DataFrame, trials: pd.DataFrame,
-                     configs: dict) -> Figure | None:  # fmt: skip
+def asymmetry_curves(metrics: pd.DataFrame, trials: pd.DataFrame, configs: dict) -> Figure | None:
     """Fig. 3: learning curves, weight angle and layer-wise cosine with RBP over training, one
     line per initial asymmetry (mean over the trials that started with it)."""
     if metrics.empty:
         return None
     angle = config_value(metrics, trials, configs, "asymmetry_angle")
     groups = angle.map(lambda a: "independent" if pd.isna(a) else f"{float(a):g} deg")
-    m = metrics.assign(angle_mean=_layer_mean(metrics, "weight_angle_l"),
-                       cos_first=metrics.get("cos_rbp_l0"),
-                       cos_mean=_layer_mean(metrics, "cos_rbp_l"))  # fmt: skip
+    m = metrics.assign(
+        angle_mean=_layer_mean(metrics, "weight_angle_l"),
+        cos_first=metrics.get("cos_rbp_l0"),
+        cos_mean=_layer_mean(metrics, "cos_rbp_l"),
+    )
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     _curves(axes[0], m, groups, "val_error", "validation error")
     _curves(axes[1], m, groups, "angle_mean", "weight angle (deg, mean over layers)")
     _curves(axes[2], m, groups, "cos_mean", "cosine with RBP (mean over layers)")
     axes[0].legend(title="initial asymmetry")
-    fig.suptitle("Training with asymmetric feedback (Fig. 3): mean over the trials still "
-                 "training at each epoch")
+    fig.suptitle(
+        "Training with asymmetric feedback (Fig. 3): mean over the trials still "
+        "training at each epoch"
+    )
     fig.tight_layout()
     return fig
 
@@ -150,16 +170,16 @@ def homeostasis_curves(metrics: pd.DataFrame) -> Figure | None:
     with and without the homeostatic loss."""
     if metrics.empty:
         return None
-    groups = pd.Series(np.where(metrics.homeo_loss.notna(), "with homeostasis",
-                                "without"), index=metrics.index)  # fmt: skip
+    groups = pd.Series(
+        np.where(metrics.homeo_loss.notna(), "with homeostasis", "without"), index=metrics.index
+    )
     m = metrics.assign(cos_mean=_layer_mean(metrics, "cos_rbp_l"))
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     _curves(axes[0], m, groups, "val_error", "validation error")
     _curves(axes[1], m, groups, "symmetry_ratio", "symmetry ratio ||S||/(||S||+||A||)")
     _curves(axes[2], m, groups, "cos_mean", "cosine with RBP (mean over layers)")
     axes[0].legend()
-    fig.suptitle("Jacobian homeostasis (Fig. 4): mean over the trials still training at each "
-                 "epoch")
+    fig.suptitle("Jacobian homeostasis (Fig. 4): mean over the trials still training at each epoch")
     fig.tight_layout()
     return fig
 
@@ -174,12 +194,15 @@ def history(trials: pd.DataFrame) -> Figure | None:
         for state, marker in [("COMPLETE", "o"), ("PRUNED", "x"), ("FAIL", "v")]:
             r = rows[(rows.state == state) & rows.value.notna()]
             if len(r):
-                ax.scatter(r.trial, 100 * r.value, marker=marker,
-                           label=f"{study}: {state.lower()}")  # fmt: skip
+                ax.scatter(r.trial, 100 * r.value, marker=marker, label=f"{study}: {state.lower()}")
         best = (100 * rows.value.where(rows.state == "COMPLETE")).cummin().ffill()
         ax.step(rows.trial, best, where="post", label=f"{study}: best complete so far")
-    ax.set(xlabel="trial number", ylabel="validation error (%)", yscale="log",
-           title="Optimisation history (pruned: value when pruned)")  # fmt: skip
+    ax.set(
+        xlabel="trial number",
+        ylabel="validation error (%)",
+        yscale="log",
+        title="Optimisation history (pruned: value when pruned)",
+    )
     _plain(ax, "y")
     ax.legend()
     fig.tight_layout()
@@ -200,10 +223,13 @@ def settling_steps(trials: pd.DataFrame, configs: dict) -> pd.Series:
     t_free, t_nudge = number("t_free", 0), number("t_nudge", 0)
     per = np.select(
         [method == "classic", method == "hep", method == "hep_continuous"],
-        [t_free + t_nudge, t_free + (n // 2 + 1) * t_nudge,
-         number("periods", 0) * n * number("steps_per_point", 0)],
+        [
+            t_free + t_nudge,
+            t_free + (n // 2 + 1) * t_nudge,
+            number("periods", 0) * n * number("steps_per_point", 0),
+        ],
         2 * t_free,
-    )  # fmt: skip
+    )
     epochs = pd.to_numeric(trials.epochs, errors="coerce").fillna(0).astype(float)
     return epochs * per
 
@@ -216,17 +242,20 @@ def pareto(trials: pd.DataFrame, configs: dict) -> Figure | None:
         return None
     steps = settling_steps(done, configs)
     fig, ax = plt.subplots(figsize=(7, 4))
-    frame = pd.DataFrame({"steps": steps, "err": 100 * done.value,
-                          "label": trial_labels(done)})  # fmt: skip
+    frame = pd.DataFrame({"steps": steps, "err": 100 * done.value, "label": trial_labels(done)})
     for label in method_order(pd.Index(frame.label.unique())):
         r = frame[frame.label == label]
         ax.scatter(r.steps, r.err, label=label, alpha=0.8)
     front = frame.sort_values("steps")
     front = front[front.err <= front.err.cummin()]
     ax.step(front.steps, front.err, where="post", color="k", lw=1, label="Pareto front")
-    ax.set(xlabel="settling steps per training sample (free + nudged, all epochs)",
-           ylabel="validation error (%)", xscale="log", yscale="log",
-           title="Error against compute across trials")  # fmt: skip
+    ax.set(
+        xlabel="settling steps per training sample (free + nudged, all epochs)",
+        ylabel="validation error (%)",
+        xscale="log",
+        yscale="log",
+        title="Error against compute across trials",
+    )
     _plain(ax)
     ax.legend()
     fig.tight_layout()

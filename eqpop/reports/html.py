@@ -58,25 +58,34 @@ FIGURES: dict[str, tuple[str, str, Callable[[Report], Figure | None]]] = {
     "fig2ab_cosine_vs_beta": (
         "Fig. 2a-b: cosine with the exact derivative and with RBP against |beta|",
         "Each estimator's error vector on the probe batch, at the last probe of each trial.",
-        lambda r: figures.cosine_vs_beta(r.comparisons)),
+        lambda r: figures.cosine_vs_beta(r.comparisons),
+    ),
     "fig2cd_layer_cosines": (
         "Fig. 2c-d: distribution of layer-wise cosines with RBP",
         "Boxes over trials and |beta| (whiskers: 1.5 IQR).",
-        lambda r: figures.layer_cosines(r.comparisons)),
+        lambda r: figures.layer_cosines(r.comparisons),
+    ),
     "fig3_asymmetry": (
         "Fig. 3: learning curves, weight angle and cosine over training, per initial asymmetry",
         "Mean over the trials that started with each asymmetry angle.",
-        lambda r: figures.asymmetry_curves(r.metrics, r.trials, r.configs)),
+        lambda r: figures.asymmetry_curves(r.metrics, r.trials, r.configs),
+    ),
     "fig4_homeostasis": (
         "Fig. 4: validation error, symmetry ratio and cosine with and without homeostasis",
         "Mean over the trials with lambda_homeo > 0 and with lambda_homeo = 0.",
-        lambda r: figures.homeostasis_curves(r.metrics)),
-    "history": ("Optimisation history", "Every trial's objective; the best so far.",
-                lambda r: figures.history(r.trials)),
-    "pareto": ("Validation error against compute",
-               "Settling steps per training sample over the trial's epochs; pruned trials too.",
-               lambda r: figures.pareto(r.trials, r.configs)),
-}  # fmt: skip
+        lambda r: figures.homeostasis_curves(r.metrics),
+    ),
+    "history": (
+        "Optimisation history",
+        "Every trial's objective; the best so far.",
+        lambda r: figures.history(r.trials),
+    ),
+    "pareto": (
+        "Validation error against compute",
+        "Settling steps per training sample over the trial's epochs; pruned trials too.",
+        lambda r: figures.pareto(r.trials, r.configs),
+    ),
+}
 
 
 TABLE_NOTES = {
@@ -91,15 +100,21 @@ TABLE_NOTES = {
 
 def build_tables(report: Report, paths: list[Path]) -> dict[str, tuple[str, pd.DataFrame]]:
     return {
-        "table1": ("Table 1: validation error (%) by method and |beta|, mean ± std",
-                   tables.table1(report.trials)),
-        "table2": ("Table 2: top-1 / top-5 validation error (%), with and without homeostasis",
-                   tables.table2(report.trials, report.metrics)),
+        "table1": (
+            "Table 1: validation error (%) by method and |beta|, mean ± std",
+            tables.table1(report.trials),
+        ),
+        "table2": (
+            "Table 2: top-1 / top-5 validation error (%), with and without homeostasis",
+            tables.table2(report.trials, report.metrics),
+        ),
         "best_trials": ("Best trials", tables.best_trials(report.trials)),
         "states": ("Trials by state", tables.state_counts(report.trials)),
-        "importances": ("Parameter importances (Optuna's default evaluator, PED-ANOVA)",
-                        _importances(paths)),
-    }  # fmt: skip
+        "importances": (
+            "Parameter importances (Optuna's default evaluator, PED-ANOVA)",
+            _importances(paths),
+        ),
+    }
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
@@ -109,9 +124,11 @@ def _write_bytes(path: Path, data: bytes) -> None:
 def write_report(paths: list[Path], out: Path) -> Path:
     """Tables, figures and ``report.html`` into ``out``; returns the HTML's path."""
     report = load(*paths)
-    sections = [f"<h1>eqpop report</h1><p class=note>{html.escape(', '.join(map(str, paths)))}"
-                f": {len(report.trials)} trials, {len(report.metrics)} epoch records, "
-                f"{len(report.comparisons)} comparison rows.</p>"]  # fmt: skip
+    sections = [
+        f"<h1>eqpop report</h1><p class=note>{html.escape(', '.join(map(str, paths)))}"
+        f": {len(report.trials)} trials, {len(report.metrics)} epoch records, "
+        f"{len(report.comparisons)} comparison rows.</p>"
+    ]
     for stem, (title, frame) in build_tables(report, paths).items():
         md = f"## {title}\n\n{tables.to_markdown(frame)}"
         _write_bytes(out / f"{stem}.md", md.encode())
@@ -132,10 +149,14 @@ def write_report(paths: list[Path], out: Path) -> Path:
         png = _png(fig)
         _write_bytes(out / f"{stem}.png", png)
         data = base64.b64encode(png).decode()
-        sections.append(f"<h2 id={stem}>{html.escape(title)}</h2><p class=note>"
-                        f"{html.escape(note)}</p><img alt='{html.escape(title)}' "
-                        f"src='data:image/png;base64,{data}'>")  # fmt: skip
-    page = (f"<!doctype html><html><head><meta charset=utf-8><title>eqpop report</title>"
-            f"<style>{STYLE}</style></head><body>{''.join(sections)}</body></html>")  # fmt: skip
+        sections.append(
+            f"<h2 id={stem}>{html.escape(title)}</h2><p class=note>"
+            f"{html.escape(note)}</p><img alt='{html.escape(title)}' "
+            f"src='data:image/png;base64,{data}'>"
+        )
+    page = (
+        f"<!doctype html><html><head><meta charset=utf-8><title>eqpop report</title>"
+        f"<style>{STYLE}</style></head><body>{''.join(sections)}</body></html>"
+    )
     _write_bytes(out / "report.html", page.encode())
     return out / "report.html"

@@ -14,8 +14,17 @@ import pandas as pd
 from eqpop.reports.schema import COMPARISONS, METRICS, TRIALS
 
 CATEGORIES = ["study", "state", "method", "param_method"]
-INTEGERS = ["trial", "epoch", "n_points", "layer", "epochs", "retry_of", "attempt", "actor",
-            "param_n_points"]  # fmt: skip
+INTEGERS = [
+    "trial",
+    "epoch",
+    "n_points",
+    "layer",
+    "epochs",
+    "retry_of",
+    "attempt",
+    "actor",
+    "param_n_points",
+]
 
 
 @dataclass
@@ -61,11 +70,20 @@ def _train_run(root: Path, out: dict[str, list[pd.DataFrame]], configs: dict) ->
     metrics.insert(1, "trial", 0)
     out[METRICS].append(metrics)
     keys = ("method", "beta", "n_points", "lambda_homeo", "asymmetry_angle", "init_ep", "seed")
-    out[TRIALS].append(pd.DataFrame([{
-        "study": name, "trial": 0, "state": "COMPLETE" if len(metrics) == cfg["epochs"] else
-        "RUNNING", "value": metrics.val_error.iloc[-1] if len(metrics) else None,
-        "epochs": len(metrics), **{f"param_{k}": cfg.get(k) for k in keys},
-    }]))  # fmt: skip
+    out[TRIALS].append(
+        pd.DataFrame(
+            [
+                {
+                    "study": name,
+                    "trial": 0,
+                    "state": "COMPLETE" if len(metrics) == cfg["epochs"] else "RUNNING",
+                    "value": metrics.val_error.iloc[-1] if len(metrics) else None,
+                    "epochs": len(metrics),
+                    **{f"param_{k}": cfg.get(k) for k in keys},
+                }
+            ]
+        )
+    )
 
 
 def _compare(path: Path, out: dict[str, list[pd.DataFrame]]) -> None:
@@ -106,6 +124,7 @@ def load(*paths: Path | str) -> Report:
             raise ValueError(f"path: {p} does not exist")
         if not _collect(p, out, configs):
             raise ValueError(f"path: {p} holds no study, train run or compare output")
-    frames = {k: _typed(pd.concat(v, ignore_index=True)) if v else pd.DataFrame()
-              for k, v in out.items()}  # fmt: skip
+    frames = {
+        k: _typed(pd.concat(v, ignore_index=True)) if v else pd.DataFrame() for k, v in out.items()
+    }
     return Report(frames[TRIALS], frames[METRICS], frames[COMPARISONS], configs)

@@ -16,10 +16,21 @@ TRIALS, METRICS, COMPARISONS = "trials", "metrics", "comparisons"
 
 #: the Trainer's per-epoch record, as float columns (integers such as ``epoch`` aside)
 METRIC_FIELDS = [
-    "train_loss", "train_error", "val_error", "val_top5_error", "homeo_loss", "residual", "lr",
-    "symmetry_ratio", "homeo_probe", "val_error_forward", "init_distance", "seconds",
-    "samples_per_s", "imag_ratio",
-]  # fmt: skip
+    "train_loss",
+    "train_error",
+    "val_error",
+    "val_top5_error",
+    "homeo_loss",
+    "residual",
+    "lr",
+    "symmetry_ratio",
+    "homeo_probe",
+    "val_error_forward",
+    "init_distance",
+    "seconds",
+    "samples_per_s",
+    "imag_ratio",
+]
 
 
 def _fields(names: list[str], kind: pa.DataType) -> list[pa.Field]:
@@ -29,16 +40,23 @@ def _fields(names: list[str], kind: pa.DataType) -> list[pa.Field]:
 def trials_schema(params: dict[str, pa.DataType]) -> pa.Schema:
     """``param_<name>`` for every name the search space can suggest, typed as the space says
     (null where a conditional parameter was not drawn)."""
-    return pa.schema([
-        pa.field("study", pa.string()), pa.field("trial", pa.int64()),
-        pa.field("state", pa.string()), pa.field("value", pa.float64()),
-        pa.field("epochs", pa.int64()), pa.field("duration_s", pa.float64()),
-        pa.field("fail_reason", pa.string()), pa.field("retry_of", pa.int64()),
-        pa.field("attempt", pa.int64()), pa.field("actor", pa.int64()),
-        pa.field("started", pa.timestamp("us", tz="UTC")),
-        pa.field("finished", pa.timestamp("us", tz="UTC")),
-        *[pa.field(f"param_{p}", kind) for p, kind in params.items()],
-    ])  # fmt: skip
+    return pa.schema(
+        [
+            pa.field("study", pa.string()),
+            pa.field("trial", pa.int64()),
+            pa.field("state", pa.string()),
+            pa.field("value", pa.float64()),
+            pa.field("epochs", pa.int64()),
+            pa.field("duration_s", pa.float64()),
+            pa.field("fail_reason", pa.string()),
+            pa.field("retry_of", pa.int64()),
+            pa.field("attempt", pa.int64()),
+            pa.field("actor", pa.int64()),
+            pa.field("started", pa.timestamp("us", tz="UTC")),
+            pa.field("finished", pa.timestamp("us", tz="UTC")),
+            *[pa.field(f"param_{p}", kind) for p, kind in params.items()],
+        ]
+    )
 
 
 def metrics_schema(n_layers: int) -> pa.Schema:
@@ -46,18 +64,31 @@ def metrics_schema(n_layers: int) -> pa.Schema:
     ``cos_rbp_l<k>`` (k < n_layers) for the study's deepest net."""
     per_layer = [f"weight_angle_l{k}" for k in range(n_layers - 1)]
     per_layer += [f"cos_rbp_l{k}" for k in range(n_layers)]
-    return pa.schema([
-        pa.field("study", pa.string()), pa.field("trial", pa.int64()),
-        pa.field("epoch", pa.int64()), pa.field("resumed", pa.bool_()),
-        *_fields(METRIC_FIELDS, pa.float64()), *_fields(per_layer, pa.float64()),
-    ])  # fmt: skip
+    return pa.schema(
+        [
+            pa.field("study", pa.string()),
+            pa.field("trial", pa.int64()),
+            pa.field("epoch", pa.int64()),
+            pa.field("resumed", pa.bool_()),
+            *_fields(METRIC_FIELDS, pa.float64()),
+            *_fields(per_layer, pa.float64()),
+        ]
+    )
 
 
 def comparisons_schema() -> pa.Schema:
-    kinds = {"method": pa.string(), "beta": pa.float64(), "n_points": pa.int64(),
-             "layer": pa.int64()}  # fmt: skip
-    return pa.schema([
-        pa.field("study", pa.string()), pa.field("trial", pa.int64()),
-        pa.field("epoch", pa.int64()), pa.field("init_ep", pa.bool_()),
-        *[pa.field(m, kinds.get(m, pa.float64())) for m in MEASURES],
-    ])  # fmt: skip
+    kinds = {
+        "method": pa.string(),
+        "beta": pa.float64(),
+        "n_points": pa.int64(),
+        "layer": pa.int64(),
+    }
+    return pa.schema(
+        [
+            pa.field("study", pa.string()),
+            pa.field("trial", pa.int64()),
+            pa.field("epoch", pa.int64()),
+            pa.field("init_ep", pa.bool_()),
+            *[pa.field(m, kinds.get(m, pa.float64())) for m in MEASURES],
+        ]
+    )

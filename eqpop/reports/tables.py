@@ -8,8 +8,18 @@ import numpy as np
 import pandas as pd
 
 #: Table 1's row order
-METHOD_ORDER = ["classic", "hep N=2", "hep N=4", "hep N=6", "hep N=8", "hep_continuous N=2",
-                "hep_continuous N=4", "hep_continuous N=6", "exact", "rbp"]  # fmt: skip
+METHOD_ORDER = [
+    "classic",
+    "hep N=2",
+    "hep N=4",
+    "hep N=6",
+    "hep N=8",
+    "hep_continuous N=2",
+    "hep_continuous N=4",
+    "hep_continuous N=6",
+    "exact",
+    "rbp",
+]
 
 
 def method_label(method: object, n_points: object) -> str:
@@ -78,8 +88,9 @@ def table1(trials: pd.DataFrame) -> pd.DataFrame:
     beta = done["param_beta"] if "param_beta" in done else pd.Series(np.nan, index=done.index)
     exact_like = done.param_method.isin(["rbp", "exact"])
     done["|beta|"] = beta_bins(beta.where(~exact_like))
-    table = done.pivot_table(index="label", columns="|beta|", values="value", aggfunc=_mean_std,
-                             observed=True).fillna("")  # fmt: skip
+    table = done.pivot_table(
+        index="label", columns="|beta|", values="value", aggfunc=_mean_std, observed=True
+    ).fillna("")
     table = table.reindex(method_order(table.index)).rename(columns={"": "-"})
     table.index.name, table.columns.name = "method \\ |beta|", None
     return table
@@ -119,9 +130,13 @@ def state_counts(trials: pd.DataFrame) -> pd.DataFrame:
     """Trials by state and how long they ran (pruned trials stop early)."""
     if trials.empty:
         return pd.DataFrame()
-    return trials.groupby(["study", "state"], observed=True).agg(
-        trials=("trial", "size"), mean_epochs=("epochs", "mean"), mean_s=("duration_s", "mean")
-    ).reset_index()
+    return (
+        trials.groupby(["study", "state"], observed=True)
+        .agg(
+            trials=("trial", "size"), mean_epochs=("epochs", "mean"), mean_s=("duration_s", "mean")
+        )
+        .reset_index()
+    )
 
 
 def to_markdown(frame: pd.DataFrame, digits: int = 3) -> str:

@@ -40,7 +40,7 @@ def _mutate(path: Path, where: float, patch: bytes | None, replace: bool, noise:
     elif patch is None:
         data = data[:at]
     else:
-        data = data[:at] + patch + data[at + len(patch):]
+        data = data[:at] + patch + data[at + len(patch) :]
     path.write_bytes(data)
 
 

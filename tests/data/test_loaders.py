@@ -145,8 +145,11 @@ def test_cifar_refuses_bad_pickles_without_running_them(tmp_path, monkeypatch, p
 # ---- ImageNet 32x32 npz ------------------------------------------------------------------
 def write_imagenet(root, **replace):
     def batch(n):
-        return dict(data=RNG.integers(0, 256, (n, 3072), dtype=np.uint8),
-                    labels=RNG.integers(1, 1001, n), mean=np.zeros(3072))  # fmt: skip
+        return dict(
+            data=RNG.integers(0, 256, (n, 3072), dtype=np.uint8),
+            labels=RNG.integers(1, 1001, n),
+            mean=np.zeros(3072),
+        )
 
     files = {f"train_data_batch_{i}.npz": batch(3) for i in range(1, 11)}
     files["val_data.npz"] = batch(2)
@@ -169,13 +172,17 @@ def test_imagenet32_loads_into_one_uint8_array(tmp_path):
     "replace, problem",
     [
         ({"val_data.npz": dict(data=np.zeros((2, 3072), np.uint8))}, "lacks"),
-        ({"val_data.npz": dict(data=np.zeros((2, 3072), np.uint8), labels=np.zeros(2))},
-         "out of range"),
-        ({"train_data_batch_4.npz": dict(data=np.zeros((3, 1000), np.uint8),
-                                         labels=np.ones(3))}, "expected uint8"),
+        (
+            {"val_data.npz": dict(data=np.zeros((2, 3072), np.uint8), labels=np.zeros(2))},
+            "out of range",
+        ),
+        (
+            {"train_data_batch_4.npz": dict(data=np.zeros((3, 1000), np.uint8), labels=np.ones(3))},
+            "expected uint8",
+        ),
         ({"train_data_batch_2.npz": b"PK\x03\x04 broken"}, "corrupt"),
     ],
-)  # fmt: skip
+)
 def test_imagenet32_refuses_bad_files(tmp_path, replace, problem):
     write_imagenet(tmp_path, **replace)
     with pytest.raises(DataError, match=problem) as err:

@@ -63,8 +63,10 @@ def test_imag_ratio_flags_a_circle_that_reaches_the_activations_poles():
     |beta|^4/5!; a |beta| large enough to push Im u past the poles breaks the estimate."""
     net, x, y, steps, free = _setup("mlp")
     truth = estimate(net, x, y, "exact", steps=steps, free=free, rtol=1e-13).error
-    runs = {b: estimate(net, x, y, "hep", beta=b, n_points=4, nudge_steps=steps, free=free)
-            for b in (0.5, 30.0)}  # fmt: skip
+    runs = {
+        b: estimate(net, x, y, "hep", beta=b, n_points=4, nudge_steps=steps, free=free)
+        for b in (0.5, 30.0)
+    }
     assert runs[0.5].stats["imag_ratio"] < 1 and _total_rel(runs[0.5].error, truth) < 1e-2
     assert runs[30.0].stats["imag_ratio"] > 1 and _total_rel(runs[30.0].error, truth) > 0.1
     real = estimate(net, x, y, "hep", beta=30.0, n_points=2, nudge_steps=steps, free=free)

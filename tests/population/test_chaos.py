@@ -24,12 +24,30 @@ def _actor_pids() -> list[int]:
 
 def test_study_survives_random_kills_of_actors_and_driver(ray_address, tmp_path):
     rng = random.Random(int(os.environ.get("EQPOP_CHAOS_SEED", "0")))
-    spec = tiny_study(tmp_path, trials=8, actors=3, cpus_per_actor=0.5, pruner="median",
-                      pruner_startup=2, pruner_warmup=1, max_retries=3)  # fmt: skip
+    spec = tiny_study(
+        tmp_path,
+        trials=8,
+        actors=3,
+        cpus_per_actor=0.5,
+        pruner="median",
+        pruner_startup=2,
+        pruner_warmup=1,
+        max_retries=3,
+    )
     path = tmp_path / "chaos.yaml"
     path.write_text(yaml.safe_dump(spec.model_dump(mode="json", exclude={"out", "address"})))
-    cmd = [sys.executable, "-m", "eqpop.cli", "study", str(path), "--out", str(spec.out),
-           "--address", ray_address, "--quiet"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "eqpop.cli",
+        "study",
+        str(path),
+        "--out",
+        str(spec.out),
+        "--address",
+        ray_address,
+        "--quiet",
+    ]
     kills = {"driver": 0, "actor": 0}
     for _ in range(4):  # four driver runs, each losing an actor, then cut short by SIGKILL
         driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

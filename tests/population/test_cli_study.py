@@ -20,16 +20,19 @@ from eqpop.cli import main
 from eqpop.population.driver import mask_password, open_storage
 
 
-@pytest.mark.parametrize("args, field", [
-    (["nope"], "study"),
-    (["digits", "--trials", "0"], "trials"),
-    (["digits", "--actors", "0"], "actors"),
-    (["digits", "--name", "../up"], "name"),
-    (["digits", "--set", "beta=-1"], "beta"),
-    (["digits", "--set", "no_such=1"], "no_such"),
-    (["digits", "--resume"], "--resume"),
-    (["fashion_mnist"], "data_dir"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "args, field",
+    [
+        (["nope"], "study"),
+        (["digits", "--trials", "0"], "trials"),
+        (["digits", "--actors", "0"], "actors"),
+        (["digits", "--name", "../up"], "name"),
+        (["digits", "--set", "beta=-1"], "beta"),
+        (["digits", "--set", "no_such=1"], "no_such"),
+        (["digits", "--resume"], "--resume"),
+        (["fashion_mnist"], "data_dir"),
+    ],
+)
 def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, args, field):
     out = tmp_path / "study"
     assert_usage_error(capsys, main(["study", *args, "--out", str(out)]), field, out)
@@ -38,21 +41,29 @@ def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, args, field
 def test_malformed_study_file(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: [unclosed\n")
-    assert_usage_error(capsys, main(["study", str(bad), "--out", str(tmp_path / "o")]),
-                       "bad.yaml", tmp_path / "o")  # fmt: skip
+    assert_usage_error(
+        capsys, main(["study", str(bad), "--out", str(tmp_path / "o")]), "bad.yaml", tmp_path / "o"
+    )
     flat = tmp_path / "flat.yaml"
     flat.write_text("base: 5\n")
-    assert_usage_error(capsys, main(["study", str(flat), "--out", str(tmp_path / "o")]),
-                       "base", tmp_path / "o")  # fmt: skip
+    assert_usage_error(
+        capsys, main(["study", str(flat), "--out", str(tmp_path / "o")]), "base", tmp_path / "o"
+    )
     wrong = tmp_path / "wrong.toml"
     wrong.write_text("space = {beta = {low = 1.0, high = 0.5}}\n")
-    assert_usage_error(capsys, main(["study", str(wrong), "--out", str(tmp_path / "o")]),
-                       "space.beta", tmp_path / "o")  # fmt: skip
+    assert_usage_error(
+        capsys,
+        main(["study", str(wrong), "--out", str(tmp_path / "o")]),
+        "space.beta",
+        tmp_path / "o",
+    )
 
 
 def test_passwords_are_masked():
-    assert mask_password("postgresql://eq:s3cret@db:5432/optuna") == \
-        "postgresql://eq:***@db:5432/optuna"  # fmt: skip
+    assert (
+        mask_password("postgresql://eq:s3cret@db:5432/optuna")
+        == "postgresql://eq:***@db:5432/optuna"
+    )
     assert mask_password("reports/x/optuna.journal") == "reports/x/optuna.journal"
 
 
@@ -78,8 +89,18 @@ def _running(spec) -> bool:
 
 def test_driver_killed_with_sigkill_resumes_with_the_same_command(ray_address, tmp_path):
     spec, path = _study_file(tmp_path)
-    cmd = [sys.executable, "-m", "eqpop.cli", "study", str(path), "--out", str(spec.out),
-           "--address", ray_address, "--quiet"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "eqpop.cli",
+        "study",
+        str(path),
+        "--out",
+        str(spec.out),
+        "--address",
+        ray_address,
+        "--quiet",
+    ]
     first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and first.poll() is None:
@@ -105,6 +126,17 @@ def test_driver_killed_with_sigkill_resumes_with_the_same_command(ray_address, t
 
 def test_more_gpus_than_ray_has_is_refused(ray_address, tmp_path, capsys):
     out = tmp_path / "gpu"
-    code = main(["study", "digits", "--gpus-per-actor", "1", "--address", ray_address,
-                 "--out", str(out), "--quiet"])  # fmt: skip
+    code = main(
+        [
+            "study",
+            "digits",
+            "--gpus-per-actor",
+            "1",
+            "--address",
+            ray_address,
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 2 and "gpus_per_actor" in capsys.readouterr().err and not out.exists()

@@ -23,13 +23,17 @@ def _free_port() -> int:
 
 
 def test_dashboard_serves_the_study_journal_on_localhost(ray_address, tmp_path):
-    spec = tiny_study(tmp_path, trials=1, actors=1, base=dict(hidden=[8], epochs=1, t_free=5,
-                                                              t_nudge=3))  # fmt: skip
+    spec = tiny_study(
+        tmp_path, trials=1, actors=1, base=dict(hidden=[8], epochs=1, t_free=5, t_nudge=3)
+    )
     run_study(spec, progress=False)
     exe = shutil.which("optuna-dashboard") or str(Path(sys.executable).parent / "optuna-dashboard")
     port = _free_port()
-    server = subprocess.Popen([exe, spec.storage_url, "--port", str(port), "--quiet"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    server = subprocess.Popen(
+        [exe, spec.storage_url, "--port", str(port), "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         body, deadline = None, time.monotonic() + 30
         while body is None and time.monotonic() < deadline:

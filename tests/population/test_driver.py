@@ -67,16 +67,21 @@ def _enqueue(spec, lrs):
 
 
 def test_pruning_and_divergence_end_trials_and_the_study_goes_on(ray_address, tmp_path):
-    spec = tiny_study(tmp_path, trials=3, actors=1, pruner="median", pruner_startup=1,
-                      pruner_warmup=0, space={"lr": {"choices": [0.1, 1e-7, 1e38]}},
-                      base=dict(hidden=[16], epochs=3, t_free=10, t_nudge=5, batch_size=64,
-                                method="rbp"))  # fmt: skip
+    spec = tiny_study(
+        tmp_path,
+        trials=3,
+        actors=1,
+        pruner="median",
+        pruner_startup=1,
+        pruner_warmup=0,
+        space={"lr": {"choices": [0.1, 1e-7, 1e38]}},
+        base=dict(hidden=[16], epochs=3, t_free=10, t_nudge=5, batch_size=64, method="rbp"),
+    )
     _enqueue(spec, [0.1, 1e-7, 1e38, 0.1])
     summary = run_study(spec, progress=False)
     study, frames = load(spec)
     states = [t.state for t in study.get_trials()]
-    assert states == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL,
-                      TrialState.COMPLETE]  # fmt: skip
+    assert states == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.COMPLETE]
     assert "non-finite" in study.trials[2].user_attrs["fail_reason"]
     assert frames["trials"].set_index("trial").fail_reason[2].startswith("diverged")
     assert summary.counts == {"COMPLETE": 2, "PRUNED": 1, "FAIL": 1}

@@ -12,8 +12,17 @@ from eqpop.train import Trainer
 
 
 def test_probe_rows_cover_every_estimator_and_init_ep_variants():
-    cfg = build_config(hidden=[12], t_free=30, t_nudge=10, periods=1, steps_per_point=8,
-                       init_ep=True, epochs=1, batch_size=64, probe_batch=8)  # fmt: skip
+    cfg = build_config(
+        hidden=[12],
+        t_free=30,
+        t_nudge=10,
+        periods=1,
+        steps_per_point=8,
+        init_ep=True,
+        epochs=1,
+        batch_size=64,
+        probe_batch=8,
+    )
     trainer = Trainer(cfg, None, load_dataset("digits"))
     before = {k: v.clone() for k, v in trainer.net.state_dict().items()}
     rows = probe_rows(trainer, Probe(batch=6, betas=[0.1, 0.5], n_points=[2, 4]))
@@ -24,8 +33,11 @@ def test_probe_rows_cover_every_estimator_and_init_ep_variants():
     for beta in (0.1, 0.5):
         assert ("classic", beta, None, True) in keys
         for n in (2, 4):
-            assert {("hep", beta, n, False), ("hep_continuous", beta, n, False),
-                    ("hep", beta, n, True)} <= keys  # fmt: skip
+            assert {
+                ("hep", beta, n, False),
+                ("hep_continuous", beta, n, False),
+                ("hep", beta, n, True),
+            } <= keys
     assert not any(m == "hep_continuous" and ie for m, _, _, ie in keys)
     assert len(rows) == len(keys) * 2  # two layers each
     rbp = [r for r in rows if r["method"] == "rbp"]

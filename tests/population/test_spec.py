@@ -45,20 +45,23 @@ def test_every_builtin_study_is_valid_given_its_data(name, tmp_path):
     assert spec.trials >= 12 and spec.space
 
 
-@pytest.mark.parametrize("values, field", [
-    (dict(name="../evil"), "name"),
-    (dict(name="a/b"), "name"),
-    (dict(name="ok", trials=0), "trials"),
-    (dict(name="ok", actors=0), "actors"),
-    (dict(name="ok", preset="nope"), "preset"),
-    (dict(name="ok", space={"nope": {"choices": [1]}}), "space.nope"),
-    (dict(name="ok", space={"beta": {"low": 0, "high": 1, "log": True}}), "space.beta"),
-    (dict(name="ok", space={"beta": {"low": 1}}), "space.beta"),
-    (dict(name="ok", base={"beta": -1}), "beta"),
-    (dict(name="ok", pruner="sometimes"), "pruner"),
-    (dict(name="ok", probe={"n_points": [1]}), "probe.n_points"),
-    (dict(name="ok", unknown=1), "unknown"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "values, field",
+    [
+        (dict(name="../evil"), "name"),
+        (dict(name="a/b"), "name"),
+        (dict(name="ok", trials=0), "trials"),
+        (dict(name="ok", actors=0), "actors"),
+        (dict(name="ok", preset="nope"), "preset"),
+        (dict(name="ok", space={"nope": {"choices": [1]}}), "space.nope"),
+        (dict(name="ok", space={"beta": {"low": 0, "high": 1, "log": True}}), "space.beta"),
+        (dict(name="ok", space={"beta": {"low": 1}}), "space.beta"),
+        (dict(name="ok", base={"beta": -1}), "beta"),
+        (dict(name="ok", pruner="sometimes"), "pruner"),
+        (dict(name="ok", probe={"n_points": [1]}), "probe.n_points"),
+        (dict(name="ok", unknown=1), "unknown"),
+    ],
+)
 def test_bad_values_name_the_field(values, field):
     with pytest.raises(ConfigError) as err:
         build_study(**values)

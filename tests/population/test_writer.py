@@ -13,8 +13,10 @@ from eqpop.reports import schema
 def test_parts_concatenate_and_hidden_files_are_ignored(tmp_path):
     metrics = schema.metrics_schema(n_layers=2)
     w = PartWriter(tmp_path, {schema.METRICS: metrics}, flush_seconds=60)
-    w.add(schema.METRICS, [{"study": "s", "trial": 0, "epoch": 1, "val_error": 0.5,
-                             "cos_rbp_l1": 0.9}])  # fmt: skip
+    w.add(
+        schema.METRICS,
+        [{"study": "s", "trial": 0, "epoch": 1, "val_error": 0.5, "cos_rbp_l1": 0.9}],
+    )
     w.flush()
     w.add(schema.METRICS, [{"study": "s", "trial": 1, "epoch": 1, "val_error_forward": 0.3}])
     w.flush()

@@ -16,10 +16,12 @@ from eqpop.population.driver import run_study
 from eqpop.reports import load
 from eqpop.reports.html import FIGURES
 
-SPACE = {"method": {"choices": ["classic", "hep"]},
-         "n_points": {"choices": [2, 4], "when": {"method": ["hep"]}},
-         "beta": {"low": 0.1, "high": 1.0, "log": True},
-         "lambda_homeo": {"low": 0.5, "high": 5.0, "log": True, "zero_or": True}}  # fmt: skip
+SPACE = {
+    "method": {"choices": ["classic", "hep"]},
+    "n_points": {"choices": [2, 4], "when": {"method": ["hep"]}},
+    "beta": {"low": 0.1, "high": 1.0, "log": True},
+    "lambda_homeo": {"low": 0.5, "high": 5.0, "log": True, "zero_or": True},
+}
 TABLES = ["table1", "table2", "best_trials", "states", "importances"]
 
 
@@ -28,9 +30,16 @@ def outputs(ray_address, tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     spec = tiny_study(root, trials=6, pruner="none", space=SPACE, sampler="random")
     run_study(spec, progress=False)
-    cfg = CompareConfig(batch=8, steps=60, nudge_steps=30, betas=(0.1, 0.5), n_points=(2, 4),
-                        periods=1, steps_per_point=10,
-                        out=root / "cmp" / "compare.parquet")  # fmt: skip
+    cfg = CompareConfig(
+        batch=8,
+        steps=60,
+        nudge_steps=30,
+        betas=(0.1, 0.5),
+        n_points=(2, 4),
+        periods=1,
+        steps_per_point=10,
+        out=root / "cmp" / "compare.parquet",
+    )
     write_parquet_atomic(run_compare(cfg, progress=False), cfg.out)
     return spec.out, cfg.out
 
