@@ -286,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as stop:  # usage errors (exit 2) and --help (exit 0) as return codes
         return int(stop.code or 0)
-    from eqpop.config import printable
+    from eqpop.errors import printable
 
     try:
         return args.run(args)

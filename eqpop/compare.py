@@ -17,25 +17,15 @@ from torch import Tensor
 from tqdm import tqdm
 
 from eqpop.dynamics import Settled, settle
-from eqpop.estimators import Estimate, estimate
+from eqpop.estimators import Estimate, registry
 from eqpop.metrics import grad_cosine, layer_cosines, relative_errors
 from eqpop.nets import NETS, EquilibriumNet, net_for_data
+from eqpop.reports.schema import MEASURES, with_methods
+from eqpop.rng import drawing_from
 
-#: the measurement columns of one comparison row (also the study's ``comparisons/``)
-MEASURES = [
-    "method",
-    "beta",
-    "n_points",
-    "layer",
-    "cos_rbp",
-    "cos_exact",
-    "rel_err_exact",
-    "grad_cos_rbp",
-    "seconds",
-    "residual",
-    "imag_ratio",
-]
 COLUMNS = [*MEASURES, "net", "dataset", "seed"]
+#: one estimate of a grid: (method, |beta| or None, N or None)
+Run = tuple[str, float | None, int | None]
 
 DEFAULT_HIDDEN = {"mlp": (64, 32), "output-feedback": (64, 32), "pcn": (64, 32), "conv": (16, 32)}
 
@@ -84,8 +74,9 @@ class CompareConfig:
 
 @dataclass(frozen=True)
 class Grid:
-    """Which estimates one comparison makes: rbp and exact, then classic, hep (each N) and
-    hep_continuous (each N) at every |beta|; and their settling budgets."""
+    """Which estimates one comparison makes, and their settling budgets: the two ground truths
+    (RBP's delta, then the exact d_beta s*) once, every method without beta once, then at
+    every |beta| each nudged method (for each N if it takes N), in table order."""
 
     betas: tuple[float, ...]
     n_points: tuple[int, ...]
@@ -94,23 +85,24 @@ class Grid:
     periods: int
     steps_per_point: int
 
-    def runs(
-        self, truth: bool = True, continuous: bool = True
-    ) -> list[tuple[str, float | None, int | None]]:
-        runs: list[tuple[str, float | None, int | None]] = (
-            [("rbp", None, None), ("exact", None, None)] if truth else []
-        )
+    def runs(self, truth: bool = True, free_only: bool = False) -> list[Run]:
+        """``truth``: with the ground truths; ``free_only``: only the methods that start from
+        a free phase (the ones an Init-EP prediction can start)."""
+        chosen = [
+            m for m in registry.methods() if m.truth is None and (m.free_phase or not free_only)
+        ]
+        runs: list[Run] = []
+        if truth:
+            runs += [(registry.truth(kind).name, None, None) for kind in ("delta", "d_beta")]
+        runs += [(m.name, None, None) for m in chosen if not m.nudged]
         for beta in self.betas:
-            runs.append(("classic", beta, None))
-            runs += [("hep", beta, n) for n in self.n_points]
-            if continuous:
-                runs += [("hep_continuous", beta, n) for n in self.n_points]
+            for m in (m for m in chosen if m.nudged):
+                runs += (
+                    [(m.name, beta, n) for n in self.n_points]
+                    if m.points
+                    else [(m.name, beta, None)]
+                )
         return runs
-
-
-def _residual(est: Estimate) -> float:
-    keys = ("nudge_residual", "final_residual", "adjoint_residual", "tangent_residual")
-    return next((est.stats[k] for k in keys if k in est.stats), est.stats.get("free_residual"))
 
 
 def estimate_grid(
@@ -120,11 +112,10 @@ def estimate_grid(
     grid: Grid,
     free: Settled,
     truth: bool = True,
-    continuous: bool = True,
+    free_only: bool = False,
     progress: bool = False,
-) -> dict[tuple, Estimate]:
-    """Every estimate of the grid from one free fixed point (``truth``: with rbp and exact;
-    ``continuous``: with hep_continuous, which runs its own free phase)."""
+) -> dict[Run, Estimate]:
+    """Every estimate of the grid (``Grid.runs``); those with a free phase share ``free``."""
     common = dict(
         steps=grid.steps,
         nudge_steps=grid.nudge_steps,
@@ -132,24 +123,31 @@ def estimate_grid(
         periods=grid.periods,
         steps_per_point=grid.steps_per_point,
     )
-    results: dict[tuple, Estimate] = {}
-    runs = grid.runs(truth, continuous)
+    results: dict[Run, Estimate] = {}
+    runs = grid.runs(truth, free_only)
     for method, beta, n in tqdm(runs, desc="estimating", disable=not progress, unit="est"):
         hyper = dict(common)
         if beta is not None:
             hyper["beta"] = beta
         if n is not None:
             hyper["n_points"] = n
-        results[(method, beta, n)] = estimate(net, x, y, method, **hyper)
+        results[(method, beta, n)] = registry.estimate(net, x, y, method, **hyper)
     return results
 
 
+def truths(results: dict[Run, Estimate]) -> tuple[Estimate, Estimate]:
+    """A grid's two ground truths: RBP's delta and the exact d_beta s*."""
+    delta, d_beta = (registry.truth(kind).name for kind in ("delta", "d_beta"))
+    return results[(delta, None, None)], results[(d_beta, None, None)]
+
+
 def comparison_rows(
-    results: dict[tuple, Estimate], rbp: Estimate, exact: Estimate
+    results: dict[Run, Estimate], rbp: Estimate, exact: Estimate
 ) -> list[dict[str, object]]:
     """One row per estimate and layer: cosines with RBP's delta and the exact d_beta s*."""
     rows: list[dict[str, object]] = []
     for (method, beta, n), est in results.items():
+        info = est.stats.read()
         cos_rbp = layer_cosines(est.error, rbp.error)
         cos_exact = layer_cosines(est.error, exact.error)
         rel = relative_errors(est.error, exact.error)
@@ -165,9 +163,9 @@ def comparison_rows(
                     "cos_exact": float(cos_exact[layer]),
                     "rel_err_exact": rel[layer],
                     "grad_cos_rbp": gcos,
-                    "seconds": est.stats["seconds"],
-                    "residual": _residual(est),
-                    "imag_ratio": est.stats.get("imag_ratio", math.nan),
+                    "seconds": info["seconds"],
+                    "residual": info["residual"],
+                    "imag_ratio": math.nan if info["imag_ratio"] is None else info["imag_ratio"],
                 }
             )
     return rows
@@ -177,7 +175,6 @@ def run_compare(cfg: CompareConfig, progress: bool = True) -> pd.DataFrame:
     """All estimates on one batch, in float64 (a measurement, not a training run)."""
     from eqpop.data import load_dataset
 
-    torch.manual_seed(cfg.seed)
     data = load_dataset(cfg.dataset)
     if cfg.batch > len(data.x_val):
         raise ValueError(f"batch: at most {len(data.x_val)} for {cfg.dataset}, got {cfg.batch}")
@@ -185,18 +182,19 @@ def run_compare(cfg: CompareConfig, progress: bool = True) -> pd.DataFrame:
     x = data.normalise(data.x_val[pick[: cfg.batch]], torch.float64)
     y = data.y_val[pick[: cfg.batch]]
     hidden = cfg.hidden or DEFAULT_HIDDEN[cfg.net]
-    net = net_for_data(
-        cfg.net, data.input_shape, data.n_classes, hidden, cfg.symmetric, cfg.asymmetry_angle
-    ).double()
+    with drawing_from(torch.Generator().manual_seed(cfg.seed)):
+        net = net_for_data(
+            cfg.net, data.input_shape, data.n_classes, hidden, cfg.symmetric, cfg.asymmetry_angle
+        ).double()
     grid = Grid(
         cfg.betas, cfg.n_points, cfg.steps, cfg.nudge_steps, cfg.periods, cfg.steps_per_point
     )
     results = estimate_grid(net, x, y, grid, settle(net, x, steps=cfg.steps), progress=progress)
-    rows = comparison_rows(results, results[("rbp", None, None)], results[("exact", None, None)])
+    rows = comparison_rows(results, *truths(results))
     frame = pd.DataFrame(rows, columns=MEASURES).assign(
         net=cfg.net, dataset=cfg.dataset, seed=cfg.seed
     )
-    return typed(frame)[COLUMNS]
+    return with_methods(typed(frame)[COLUMNS], registry.describe())
 
 
 def typed(frame: pd.DataFrame) -> pd.DataFrame:

@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import contextlib
 import math
-import re
 import sys
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from eqpop.errors import ConfigError
+from eqpop.estimators import registry
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-Method = Literal["rbp", "exact", "classic", "hep", "hep_continuous"]
 Net = Literal["mlp", "output-feedback", "conv", "pcn"]
 Dataset = Literal[
     "digits",
@@ -33,13 +34,6 @@ Dataset = Literal[
     "imagefolder",
     "synthetic",
 ]
-
-
-class ConfigError(ValueError):
-    """A bad config value: the message is one line naming the field (whatever was typed)."""
-
-    def __init__(self, message: str):
-        super().__init__(printable(message))
 
 
 class TrainConfig(BaseModel):
@@ -60,7 +54,7 @@ class TrainConfig(BaseModel):
     data_dir: Path | None = None
     augment: bool = False
     # estimator
-    method: Method = "hep"
+    method: str = Field(default="hep", description="a registered estimator")
     beta: float = Field(default=0.5, gt=0)
     n_points: int = Field(default=2, ge=2)
     random_sign: bool = Field(default=False, description="random sign of beta per batch")
@@ -106,6 +100,20 @@ class TrainConfig(BaseModel):
         conv net ``hidden`` lists every layer's channels, the last one included."""
         return len(self.hidden) if self.net == "conv" else len(self.hidden) + 1
 
+    @property
+    def adjoint_steps(self) -> int:
+        """The cap on RBP's adjoint and exact's tangent iterations in training."""
+        return self.t_adjoint or self.t_nudge
+
+    @field_validator("method")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        known = registry.names()
+        if v not in known:
+            listed = ", ".join(repr(n) for n in known[:-1]) + f" or {known[-1]!r}"
+            raise ValueError(f"got {v!r}; input should be {listed}")
+        return v
+
     @field_validator("hidden")
     @classmethod
     def _positive_widths(cls, v: list[int]) -> list[int]:
@@ -138,8 +146,8 @@ class TrainConfig(BaseModel):
                 f"lr_scales needs {self.n_layers + 1} values (one per layer, output layer "
                 f"included, then the readout), got {len(self.lr_scales)}"
             )
-        if self.init_ep and self.method == "hep_continuous":
-            raise ValueError("init_ep needs a free phase; hep_continuous has none")
+        if self.init_ep and not registry.get(self.method).free_phase:
+            raise ValueError(f"init_ep needs a free phase; {self.method} has none")
         if self.dataset not in ("digits", "synthetic") and self.data_dir is None:
             raise ValueError(f"dataset {self.dataset} needs data_dir (--data-dir)")
         return self
@@ -160,11 +168,6 @@ def one_line(
     elif first["type"] == "literal_error":
         msg = f"got {first.get('input')!r}; {msg[0].lower()}{msg[1:]}"
     return f"{field}: {msg}"
-
-
-def printable(text: str) -> str:
-    """One line whatever a user typed: control characters shown escaped (``\\n``)."""
-    return re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], text)
 
 
 def build_config(**values: Any) -> TrainConfig:

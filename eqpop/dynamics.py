@@ -1,14 +1,47 @@
-"""settle(): the one relaxation loop every estimator runs, real or complex."""
+"""settle(): the one relaxation loop every estimator runs, real or complex; and how a phase
+ended (``Phase``, ``Status``), kept on the device until someone reads it."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from enum import IntEnum
 
 import torch
 from torch import Tensor
 
 from eqpop.nets.base import EquilibriumNet, State
+
+
+class Status(IntEnum):
+    """How a phase ended, from best to worst: the status of several phases is their maximum."""
+
+    OK = 0  # reached its tolerance, or ran the fixed number of steps it was given
+    MAX_STEPS = 1  # used every step it was allowed without reaching its tolerance
+    GREW = 2  # a linear iteration grew between two checks and was stopped: not contracting
+    NON_FINITE = 3  # NaN or inf in the state
+
+
+def status(residuals: Tensor, ended: Status) -> Tensor:
+    """``ended`` (what the loop knows), or NON_FINITE where a residual is NaN/inf: a 0-dim
+    int64 tensor on the residuals' device, computed without a host synchronisation."""
+    finite = torch.isfinite(residuals).all()
+    return torch.where(finite, int(ended), int(Status.NON_FINITE))
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One relaxation or linear iteration: ``steps`` (known to the host that ran the loop) and,
+    on the device, the per-sample ``residuals`` of its last step and its ``status``."""
+
+    steps: int
+    residuals: Tensor
+    status: Tensor
+
+    @property
+    def residual(self) -> Tensor:
+        """The largest per-sample residual, a 0-dim device tensor."""
+        return self.residuals.amax()
 
 
 @dataclass
@@ -17,17 +50,22 @@ class Settled:
 
     ``residuals`` is the per-sample RMS change of the state in the last step (the norm of the
     discrete vector field, as the paper uses to tune the number of steps); ``residual`` its
-    largest value.
+    largest value, read on the host.
     """
 
     state: State
     steps: int
     residuals: Tensor
     seconds: float
+    status: Tensor
 
     @property
     def residual(self) -> float:
         return float(self.residuals.max())
+
+    @property
+    def phase(self) -> Phase:
+        return Phase(self.steps, self.residuals, self.status)
 
 
 def residual(new: State, old: State) -> Tensor:
@@ -53,7 +91,8 @@ def settle(
     """Iterate ``net.step`` from ``state`` (default ``net.initial_state(x)``) up to ``steps`` times.
 
     A complex ``beta`` (scalar or one per sample) lifts the state to the complex dtype matching
-    ``x``. With ``tol``, stops as soon as the residual falls under it (one host sync a step).
+    ``x``. With ``tol``, stops as soon as the residual falls under it (one host sync a step) and
+    ends MAX_STEPS if it never does; without, it never waits for the host.
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
@@ -63,7 +102,7 @@ def settle(
     if complex_beta and not u[0].is_complex():
         u = to_dtype(u, torch.promote_types(u[0].dtype, torch.complex64))
     res = torch.full((x.shape[0],), float("inf"), device=x.device)
-    done = 0
+    done, ended = 0, Status.OK if tol is None else Status.MAX_STEPS
     with torch.no_grad():
         for done in range(1, steps + 1):
             new = net.step(u, x, beta, y)
@@ -71,5 +110,6 @@ def settle(
                 res = residual(new, u)
             u = new
             if tol is not None and res.max().item() < tol:
+                ended = Status.OK
                 break
-    return Settled(u, done, res, time.perf_counter() - start)
+    return Settled(u, done, res, time.perf_counter() - start, status(res, ended))

@@ -27,12 +27,15 @@ from tqdm import tqdm
 from eqpop import homeostasis
 from eqpop.config import TrainConfig
 from eqpop.data import Batches, Split, eval_batches, load_dataset
-from eqpop.dynamics import settle
-from eqpop.estimators import estimate
+from eqpop.dynamics import Settled, Status, settle
+from eqpop.estimators import registry
+from eqpop.estimators.base import Estimate
 from eqpop.estimators.init_ep import Initializer, anchored, distance
 from eqpop.io import atomic_write, write_parquet_atomic
 from eqpop.metrics import layer_cosines
-from eqpop.nets import EquilibriumNet, net_for_data
+from eqpop.nets import EquilibriumNet, State, net_for_data
+from eqpop.reports.schema import with_methods
+from eqpop.rng import drawing_from
 
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS = "checkpoint.prev.pt"  # the one before: what resume falls back on
@@ -43,29 +46,54 @@ class Diverged(RuntimeError):
     """A state or gradient became NaN/inf: the run stops with this reason."""
 
 
-def layer_index(name: str, n_layers: int) -> int:
-    """Which layer a parameter belongs to, for layer-wise learning rates: ``w_f.k``/``b.k`` are
-    layer k, ``w_b.k`` (feedback from k+1) goes with layer k+1, ``w_o`` with the output
-    layer; the readout is the extra last index."""
-    head, _, k = name.partition(".")
-    if head in ("w_f", "b"):
-        return int(k)
-    if head == "w_b":
-        return int(k) + 1
-    if head == "w_o":
-        return n_layers - 1
-    return n_layers
+class EpochTally:
+    """What an epoch's training batches add up to, kept on the device: nothing in a training
+    step waits for the host, and ``read`` brings it all over in one synchronisation."""
+
+    def __init__(self, device: torch.device):
+        def zero(dtype: torch.dtype) -> Tensor:
+            return torch.zeros((), dtype=dtype, device=device)
+
+        self.loss, self.homeo = zero(torch.float64), zero(torch.float64)
+        self.errors, self.status = zero(torch.int64), zero(torch.int64)
+        self.bad_grad, self.bad_state = zero(torch.bool), zero(torch.bool)
+        self.imag_ratio: Tensor | None = None  # the largest over the batches (hEP)
+        self.free: Settled | None = None  # the last batch's free phase
+        self.seen = self.batches = 0
+
+    def add(self, est: Estimate, free: Settled | None, grads: list[Tensor], state: State) -> None:
+        self.status = torch.maximum(self.status, est.stats.status)
+        if est.stats.imag_ratio is not None:
+            ratio = est.stats.imag_ratio
+            self.imag_ratio = ratio if self.imag_ratio is None else self.imag_ratio.maximum(ratio)
+        self.free = free
+        for g in grads:
+            self.bad_grad |= ~torch.isfinite(g).all()
+        for u in state:
+            self.bad_state |= ~torch.isfinite(u).all()
+
+    def read(self) -> dict[str, float]:
+        """Sums, flags and the last free residual as Python numbers (NaN where absent)."""
+        nan = torch.full((), math.nan, dtype=torch.float64, device=self.loss.device)
+        values = {
+            "loss": self.loss,
+            "homeo": self.homeo,
+            "errors": self.errors,
+            "status": self.status,
+            "bad_grad": self.bad_grad,
+            "bad_state": self.bad_state,
+            "imag_ratio": nan if self.imag_ratio is None else self.imag_ratio,
+            "residual": nan if self.free is None else self.free.residuals.max(),
+        }
+        return dict(zip(values, torch.stack([v.double() for v in values.values()]).tolist()))
 
 
-@dataclass
-class EpochStats:
-    loss: float = 0.0
-    errors: int = 0
-    seen: int = 0
-    homeo: float = 0.0
-    residual: float = 0.0
-    batches: int = 0
-    imag_ratio: float = -math.inf  # the epoch's largest (hEP); -inf: none measured
+@dataclass(frozen=True)
+class Health:
+    """How an epoch's training went, for whoever decides whether the run goes on."""
+
+    status: Status  # the worst of its phases
+    free_residual: float | None  # the last batch's free phase; None: the method has none
 
 
 class Trainer:
@@ -76,18 +104,28 @@ class Trainer:
         self.out = out
         self.device = torch.device(cfg.device)
         self.dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
-        torch.manual_seed(cfg.seed)
-        random.seed(cfg.seed)
+        self.method = registry.get(cfg.method)
+        # the run's own random streams, saved in its checkpoints: parameter initialisation (and,
+        # on the CPU, homeostasis noise), homeostasis noise on another device, the sign of beta
+        self.rng = torch.Generator().manual_seed(cfg.seed)
+        self.noise = (
+            self.rng
+            if self.device.type == "cpu"
+            else torch.Generator(self.device).manual_seed(cfg.seed)
+        )
+        self.signs = random.Random(cfg.seed)
         self.data = data if data is not None else load_dataset(cfg.dataset, cfg.data_dir)
-        self.net: EquilibriumNet = net_for_data(
-            cfg.net,
-            self.data.input_shape,
-            self.data.n_classes,
-            cfg.hidden,
-            cfg.symmetric,
-            cfg.asymmetry_angle,
-            cfg.dt,
-        ).to(self.device, self.dtype)
+        with drawing_from(self.rng):
+            net = net_for_data(
+                cfg.net,
+                self.data.input_shape,
+                self.data.n_classes,
+                cfg.hidden,
+                cfg.symmetric,
+                cfg.asymmetry_angle,
+                cfg.dt,
+            )
+        self.net: EquilibriumNet = net.to(self.device, self.dtype)
         self.optimizer = self._optimizer()
         self.scheduler = (
             torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg.epochs)
@@ -96,7 +134,8 @@ class Trainer:
         )
         self.initializer = self.init_optimizer = None
         if cfg.init_ep:
-            self.initializer = Initializer(self.net).to(self.device)
+            with drawing_from(self.rng):
+                self.initializer = Initializer(self.net).to(self.device)
             self.init_optimizer = torch.optim.Adam(self.initializer.parameters(), cfg.init_ep_lr)
         self.batch_gen = torch.Generator().manual_seed(cfg.seed)
         # built once: on a GPU the raw training set moves to the device here, not every epoch
@@ -110,14 +149,14 @@ class Trainer:
         )
         self.epoch = 0
         self.records: list[dict[str, Any]] = []
+        self.health: Health | None = None  # of the last epoch trained
 
     # --- set-up -----------------------------------------------------------------------------
     def _optimizer(self) -> torch.optim.Optimizer:
         cfg = self.cfg
-        n_layers = cfg.n_layers
         groups: dict[float, list[Tensor]] = {}
         for name, p in self.net.named_parameters():
-            scale = 1.0 if cfg.lr_scales is None else cfg.lr_scales[layer_index(name, n_layers)]
+            scale = 1.0 if cfg.lr_scales is None else cfg.lr_scales[self.net.layer_of(name)]
             groups.setdefault(scale, []).append(p)
         params = [{"params": ps, "lr": cfg.lr * s} for s, ps in groups.items()]
         if cfg.optimizer == "adam":
@@ -137,46 +176,30 @@ class Trainer:
             return self.initializer(x)
 
     # --- one batch ----------------------------------------------------------------------------
-    def _beta(self) -> float:
-        sign = -1.0 if self.cfg.random_sign and random.random() < 0.5 else 1.0
-        return sign * self.cfg.beta
-
     def _hyper(self) -> dict[str, Any]:
-        """Estimator hyperparameters of the config (``estimate`` passes each method its own)."""
-        cfg = self.cfg
-        cap = cfg.t_adjoint or cfg.t_nudge
-        return dict(
-            beta=cfg.beta,
-            n_points=cfg.n_points,
-            steps=cfg.t_free,
-            nudge_steps=cfg.t_nudge,
-            periods=cfg.periods,
-            steps_per_point=cfg.steps_per_point,
-            adjoint_steps=cap,
-            tangent_steps=cap,
-        )
+        """The training method's hyperparameters as the config sets them; beta signed per
+        batch under ``random_sign``."""
+        hyper = self.method.settings(self.cfg)
+        if self.method.nudged and self.cfg.random_sign and self.signs.random() < 0.5:
+            hyper["beta"] = -hyper["beta"]
+        return hyper
 
-    def train_step(self, x: Tensor, y: Tensor, stats: EpochStats) -> None:
+    def train_step(self, x: Tensor, y: Tensor, tally: EpochTally) -> None:
         cfg, dyn = self.cfg, self.dynamics()
-        hyper: dict[str, Any] = dict(self._hyper(), beta=self._beta())
-        free = None
-        if cfg.method != "hep_continuous":
+        hyper, free = self._hyper(), None
+        if self.method.free_phase:
             free = settle(dyn, x, steps=cfg.t_free, state=self.start_state(x))
             hyper["free"] = free
-        est = estimate(dyn, x, y, cfg.method, **hyper)
+        est = self.method.estimate(dyn, x, y, **hyper)
         self.optimizer.zero_grad(set_to_none=True)
         for name, p in self.net.named_parameters():
             p.grad = est.grads[name].clone()
         state = free.state if free is not None else settle(self.net, x, steps=cfg.t_free).state
         if cfg.lambda_homeo > 0:
-            h = homeostasis.loss(self.net, x, state, cfg.homeo_samples)
+            h = homeostasis.loss(self.net, x, state, cfg.homeo_samples, generator=self.noise)
             (cfg.lambda_homeo * h).backward()
-            stats.homeo += float(h.detach())
-        grads = [p.grad for p in self.net.parameters() if p.grad is not None]
-        if not all(bool(torch.isfinite(g).all()) for g in grads):
-            raise Diverged(f"epoch {self.epoch + 1}: non-finite gradient")
-        if not all(bool(torch.isfinite(s).all()) for s in state):
-            raise Diverged(f"epoch {self.epoch + 1}: non-finite state in the free phase")
+            tally.homeo += h.detach().double()
+        tally.add(est, free, [p.grad for p in self.net.parameters() if p.grad is not None], state)
         self.optimizer.step()
         if self.initializer is not None:
             self.init_optimizer.zero_grad(set_to_none=True)
@@ -184,20 +207,18 @@ class Trainer:
             self.init_optimizer.step()
         with torch.no_grad():
             logits = self.net.readout(state)
-            stats.loss += float(self.net.loss(state, y)) * len(y)
-            stats.errors += int((logits.argmax(1) != y).sum())
-        stats.seen += len(y)
-        stats.residual = free.residual if free is not None else float("nan")
-        stats.imag_ratio = max(stats.imag_ratio, est.stats.get("imag_ratio", -math.inf))
-        stats.batches += 1
+            tally.loss += self.net.loss(state, y).double() * len(y)
+            tally.errors += (logits.argmax(1) != y).sum()
+        tally.seen += len(y)
+        tally.batches += 1
 
     # --- evaluation and measurements -------------------------------------------------------------
     def evaluate(self) -> dict[str, float]:
         """Top-1/top-5 error by free-phase settling (Algorithm 3 under Init-EP), and under
         Init-EP the forward-pass error (Algorithm 2) and the prediction's distance."""
         cfg, dyn = self.cfg, self.dynamics()
-        top1 = top5 = fwd = 0
-        dist, n = 0.0, 0
+        counts = torch.zeros(4, dtype=torch.float64, device=self.device)  # top1 top5 fwd dist
+        n = 0
         for x, y in eval_batches(self.data, cfg.eval_batch_size, self.device, self.dtype):
             start = self.start_state(x)
             state = settle(dyn, x, steps=cfg.t_free, state=start).state
@@ -205,12 +226,13 @@ class Trainer:
                 logits = self.net.readout(state)
                 k = min(5, logits.shape[1])
                 top = logits.topk(k, dim=1).indices
-                top1 += int((top[:, 0] != y).sum())
-                top5 += int((~(top == y[:, None]).any(1)).sum())
+                counts[0] += (top[:, 0] != y).sum()
+                counts[1] += (~(top == y[:, None]).any(1)).sum()
                 if start is not None:
-                    fwd += int((self.net.readout(start).argmax(1) != y).sum())
-                    dist += distance(start, state) * len(y)
+                    counts[2] += (self.net.readout(start).argmax(1) != y).sum()
+                    counts[3] += distance(start, state) * len(y)
             n += len(y)
+        top1, top5, fwd, dist = counts.tolist()  # the evaluation's one host sync
         out = {"val_error": top1 / n, "val_top5_error": top5 / n}
         if self.initializer is not None:
             out.update(val_error_forward=fwd / n, init_distance=dist / n)
@@ -227,17 +249,11 @@ class Trainer:
             out["homeo_probe"] = float(homeostasis.loss(self.net, x, free.state, generator=g))
         for k, angle in enumerate(homeostasis.weight_angle(self.net).values()):
             out[f"weight_angle_l{k}"] = angle
-        hyper = self._hyper()
-        rbp = estimate(self.net, x, y, "rbp", steps=cfg.t_free, free=free)
-        mine = estimate(
-            self.net,
-            x,
-            y,
-            cfg.method,
-            **hyper,
-            **({} if cfg.method == "hep_continuous" else {"free": free}),
-        )
-        for k, c in enumerate(layer_cosines(mine.error, rbp.error)):
+        truth = registry.truth("delta").name  # iterated to its tolerance: the true delta
+        delta = registry.estimate(self.net, x, y, truth, steps=cfg.t_free, free=free)
+        hyper = self.method.settings(cfg) | ({"free": free} if self.method.free_phase else {})
+        mine = self.method.estimate(self.net, x, y, **hyper)
+        for k, c in enumerate(layer_cosines(mine.error, delta.error)):
             out[f"cos_rbp_l{k}"] = float(c)
         return out
 
@@ -245,7 +261,7 @@ class Trainer:
     def run_epoch(self, progress: bool = False) -> dict[str, Any]:
         cfg = self.cfg
         start = time.perf_counter()
-        stats = EpochStats()
+        tally = EpochTally(self.device)
         bar = tqdm(
             self.batches,
             desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
@@ -253,26 +269,36 @@ class Trainer:
             disable=not progress,
             unit="batch",
         )
-        for x, y in bar:
-            self.train_step(x, y, stats)
-            bar.set_postfix(loss=f"{stats.loss / stats.seen:.3f}")
+        shown = max(1, len(self.batches) // 20)  # the bar's loss costs a host sync: not per batch
+        for i, (x, y) in enumerate(bar, 1):
+            self.train_step(x, y, tally)
+            if progress and i % shown == 0:
+                bar.set_postfix(loss=f"{float(tally.loss) / tally.seen:.3f}")
+        sums = tally.read()  # the training batches' one host sync
+        if sums["bad_grad"]:
+            raise Diverged(f"epoch {self.epoch + 1}: non-finite gradient")
+        if sums["bad_state"]:
+            raise Diverged(f"epoch {self.epoch + 1}: non-finite state in the free phase")
+        free = None if tally.free is None else sums["residual"]
+        self.health = Health(Status(int(sums["status"])), free)
         if self.scheduler is not None:
             self.scheduler.step()
         train_seconds = time.perf_counter() - start
         self.epoch += 1
+        seen, batches = max(tally.seen, 1), max(tally.batches, 1)
         record: dict[str, Any] = {
             "epoch": self.epoch,
-            "train_loss": stats.loss / max(stats.seen, 1),
-            "train_error": stats.errors / max(stats.seen, 1),
+            "train_loss": sums["loss"] / seen,
+            "train_error": sums["errors"] / seen,
             **self.evaluate(),
-            "homeo_loss": stats.homeo / max(stats.batches, 1) if cfg.lambda_homeo > 0 else math.nan,
-            "residual": stats.residual,
-            "imag_ratio": stats.imag_ratio if stats.imag_ratio > -math.inf else math.nan,
+            "homeo_loss": sums["homeo"] / batches if cfg.lambda_homeo > 0 else math.nan,
+            "residual": sums["residual"],
+            "imag_ratio": sums["imag_ratio"],
             "lr": self.optimizer.param_groups[0]["lr"],
             **self.measure(),
         }
         record["seconds"] = time.perf_counter() - start
-        record["samples_per_s"] = stats.seen / train_seconds
+        record["samples_per_s"] = tally.seen / train_seconds
         self.records.append(record)
         if self.out is not None:
             self.save()
@@ -294,7 +320,7 @@ class Trainer:
         return self.metrics()
 
     def metrics(self) -> pd.DataFrame:
-        return pd.DataFrame(self.records)
+        return with_methods(pd.DataFrame(self.records), registry.describe())
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -305,8 +331,9 @@ class Trainer:
             "initializer": self.initializer.state_dict() if self.initializer else None,
             "init_optimizer": self.init_optimizer.state_dict() if self.init_optimizer else None,
             "batch_rng": self.batch_gen.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "python_rng": json.dumps(random.getstate()),
+            "rng": self.rng.get_state(),
+            "noise_rng": self.noise.get_state(),
+            "sign_rng": json.dumps(self.signs.getstate()),
             "records": json.dumps(self.records),
             "config": self.cfg.model_dump_json(),
         }
@@ -321,9 +348,15 @@ class Trainer:
             self.initializer.load_state_dict(sd["initializer"])
             self.init_optimizer.load_state_dict(sd["init_optimizer"])
         self.batch_gen.set_state(sd["batch_rng"])
-        torch.set_rng_state(sd["torch_rng"])
-        state = json.loads(sd["python_rng"])
-        random.setstate((state[0], tuple(state[1]), state[2]))
+        if "rng" in sd:
+            self.rng.set_state(sd["rng"])
+            self.noise.set_state(sd["noise_rng"])
+            signs = sd["sign_rng"]
+        else:  # written before runs owned their generators: the global CPU ones were saved
+            self.rng.set_state(sd["torch_rng"])
+            signs = sd["python_rng"]
+        state = json.loads(signs)
+        self.signs.setstate((state[0], tuple(state[1]), state[2]))
         self.records = json.loads(sd["records"])
 
     def save(self) -> None:

@@ -11,13 +11,13 @@ from conftest import steps_for, tiny_batch, tiny_net
 
 from eqpop.config import build_config
 from eqpop.data import DATASETS
-from eqpop.estimators import ESTIMATORS, estimate
+from eqpop.estimators import estimate, registry
 from eqpop.train import Trainer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
-@pytest.mark.parametrize("method", sorted(ESTIMATORS))
+@pytest.mark.parametrize("method", sorted(registry.names()))
 @pytest.mark.parametrize("name", ["mlp", "conv"])
 def test_every_estimator_gives_the_cpu_result_on_cuda(name, method):
     net = tiny_net(name)

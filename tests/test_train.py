@@ -13,8 +13,9 @@ from eqpop.config import build_config
 from eqpop.data import load_dataset
 from eqpop.data.base import Split
 from eqpop.dynamics import settle
-from eqpop.estimators import estimate
-from eqpop.train import CHECKPOINT, METRICS, PREVIOUS, Diverged, Trainer, layer_index
+from eqpop.estimators import registry
+from eqpop.nets import LayeredMLP, OutputFeedbackMLP
+from eqpop.train import CHECKPOINT, METRICS, PREVIOUS, Diverged, Trainer
 
 REQUIRED = [
     "epoch",
@@ -87,15 +88,20 @@ def test_training_truth_is_the_limit_of_hep_with_the_same_nudged_phase(small):
     trainer = Trainer(tiny(dtype="float64", asymmetry_angle=60.0, t_nudge=4), None, small)
     x, y = trainer.probe
     free = settle(trainer.net, x, steps=500)  # a fixed point: no drift along the nudged phase
-    hyper = dict(trainer._hyper(), free=free)
-    truth = estimate(trainer.net, x, y, "exact", **hyper)
-    assert truth.stats["tangent_steps"] == 4
-    hep = estimate(trainer.net, x, y, "hep", **dict(hyper, beta=1e-2, n_points=6))
+
+    def as_trained(method: str, **hyper):
+        chosen = registry.get(method)  # with the config's settings, as the Trainer runs it
+        settings = {**chosen.settings(trainer.cfg), "free": free, **hyper}
+        return chosen.estimate(trainer.net, x, y, **settings)
+
+    truth = as_trained("exact")
+    assert truth.stats.linear.steps == 4
+    hep = as_trained("hep", beta=1e-2, n_points=6)
     for got, want in zip(hep.error, truth.error):
         torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
-    rbp = estimate(trainer.net, x, y, "rbp", **hyper)
-    converged = estimate(trainer.net, x, y, "rbp", **dict(hyper, adjoint_steps=500, rtol=1e-12))
-    assert rbp.stats["adjoint_steps"] == 4 and converged.stats["adjoint_steps"] > 4
+    rbp = as_trained("rbp")
+    converged = as_trained("rbp", adjoint_steps=500, rtol=1e-12)
+    assert rbp.stats.linear.steps == 4 and converged.stats.linear.steps > 4
 
 
 def test_hep_epochs_record_how_far_the_nudges_reach_into_the_complex_plane(small):
@@ -155,14 +161,10 @@ def test_divergence_stops_the_run_with_a_reason(small):
 
 
 def test_layer_wise_learning_rates(small):
-    assert [layer_index(n, 3) for n in ("w_f.0", "b.2", "w_b.0", "w_b.1", "w_o", "w_ro")] == [
-        0,
-        2,
-        1,
-        2,
-        2,
-        3,
-    ]
+    mlp, feedback = LayeredMLP([4, 5, 6, 7]), OutputFeedbackMLP([4, 5, 6, 7])  # 3 layers
+    named = [(mlp, "w_f.0"), (mlp, "b.2"), (mlp, "w_b.0"), (mlp, "w_b.1"), (feedback, "w_o")]
+    named.append((mlp, "w_ro"))
+    assert [net.layer_of(name) for net, name in named] == [0, 2, 1, 2, 2, 3]
     trainer = Trainer(tiny(lr_scales=[4, 3, 2, 1]), None, small)
     lrs = sorted(g["lr"] for g in trainer.optimizer.param_groups)
     assert lrs == pytest.approx([0.05, 0.1, 0.15, 0.2])

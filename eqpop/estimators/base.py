@@ -10,13 +10,65 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from eqpop.dynamics import Settled, residual, settle
+from eqpop.dynamics import Phase, Settled, Status, residual, settle, status
 from eqpop.nets.base import EquilibriumNet, State
+
+PHASES = ("free", "nudge", "linear")
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """How an estimate was made, with the same fields for every estimator; its tensors stay on
+    the device until ``read``, so that making an estimate never waits for the host.
+
+    A phase the estimator does not run is None: ``free`` (the free fixed point, shared or its
+    own), ``nudge`` (classic's and hEP's nudged relaxations, hep_continuous's oscillation),
+    ``linear`` (RBP's adjoint or exact's tangent iteration). ``imag_ratio`` is set by estimators
+    that nudge with complex beta (see ``imag_ratio``); ``seconds`` is wall time on the host.
+    """
+
+    free: Phase | None = None
+    nudge: Phase | None = None
+    linear: Phase | None = None
+    imag_ratio: Tensor | None = None
+    seconds: float = 0.0
+
+    def phases(self) -> list[Phase]:
+        return [p for p in (getattr(self, name) for name in PHASES) if p is not None]
+
+    @property
+    def own(self) -> Phase | None:
+        """The estimator's own phase (nudged, else linear, else free): what ``eqpop compare``
+        reports as an estimate's residual."""
+        return self.nudge or self.linear or self.free
+
+    @property
+    def status(self) -> Tensor:
+        """The worst status of the phases run (0-dim device tensor)."""
+        return torch.stack([p.status for p in self.phases()]).amax()
+
+    def read(self) -> dict[str, float | int | None]:
+        """Every field as a Python number, None where absent, plus ``residual`` (the own
+        phase's): one host sync."""
+        out: dict[str, float | int | None] = {"seconds": self.seconds, "imag_ratio": None}
+        pending: dict[str, Tensor] = {"status": self.status, "residual": self.own.residual}
+        if self.imag_ratio is not None:
+            pending["imag_ratio"] = self.imag_ratio
+        for name in PHASES:
+            phase = getattr(self, name)
+            out[f"{name}_steps"] = out[f"{name}_residual"] = None
+            if phase is not None:
+                out[f"{name}_steps"] = phase.steps
+                pending[f"{name}_residual"] = phase.residual
+        values = torch.stack([t.double() for t in pending.values()]).tolist()
+        out.update(zip(pending, values))
+        out["status"] = Status(int(out["status"]))
+        return out
 
 
 @dataclass
@@ -25,7 +77,7 @@ class Estimate:
 
     error: State
     grads: dict[str, Tensor]
-    stats: dict[str, float] = field(default_factory=dict)
+    stats: Diagnostics
 
 
 def free_phase(
@@ -86,17 +138,18 @@ def parameter_grads(
     return {k: grads[k] for k in named}
 
 
-def imag_ratio(net: EquilibriumNet, state: State) -> float:
-    """Largest ``|Im u|`` of complex nudged states over the net's ``analytic_strip``.
+def imag_ratio(net: EquilibriumNet, state: State) -> Tensor:
+    """Largest ``|Im u|`` of complex nudged states over the net's ``analytic_strip`` (a 0-dim
+    float64 device tensor).
 
     At 1 or more the states may have met a pole of the activation: the fixed point need not be
     analytic in the disk of radius |beta|, and the Cauchy estimate's bias bound no longer holds
     (a smaller |beta| restores it). 0 for real states.
     """
     if not state[0].is_complex():
-        return 0.0
-    peak = torch.stack([u.imag.abs().amax() for u in state]).amax()  # one host sync
-    return float(peak) / net.analytic_strip
+        return torch.zeros((), dtype=torch.float64, device=state[0].device)
+    peak = torch.stack([u.imag.abs().amax() for u in state]).amax()
+    return peak.double() / net.analytic_strip
 
 
 def solve_linear(
@@ -105,33 +158,38 @@ def solve_linear(
     max_steps: int,
     rtol: float,
     check_every: int = 10,
-) -> tuple[State, int, float]:
+) -> tuple[State, Phase]:
     """Fixed point of ``w <- apply(w) + source`` (RBP's adjoint, exact's tangent), from
     ``w = 0``: after n steps w is the n-term series ``sum_{k<n} apply^k(source)``, which is what
     n nudged steps from the free fixed point give to first order in beta (so exact capped at
     T_nudge steps is the limit of hEP with that nudged phase). Every ``check_every`` steps it
     measures the per-sample RMS change relative to the RMS of w; it stops once that falls under
-    ``rtol``, after ``max_steps``, or as soon as it *grows* between two checks (the linearised
-    dynamics are not contracting: the net's fixed point is marginal or unstable), keeping the
-    last iterate before the growth. Returns (w, steps, relative residual).
+    ``rtol`` (OK), after ``max_steps`` (MAX_STEPS), or as soon as it *grows* between two checks
+    (GREW: the linearised dynamics are not contracting, the net's fixed point is marginal or
+    unstable), keeping the last iterate before the growth. The checks are the loop's only host
+    synchronisations. Returns w and the phase, with the per-sample relative residuals.
 
     Iterated on without the growth check, one diverging adjoint wrecked a training run in a
     single step.
     """
     w, n, best = tuple(torch.zeros_like(t) for t in source), 0, float("inf")
+    ended, checked = Status.MAX_STEPS, None
     with torch.no_grad():
         for n in range(1, max_steps + 1):
             new = tuple(a + b for a, b in zip(apply(w), source))
             if n % check_every == 0 or n == max_steps:
                 scale = residual(new, tuple(torch.zeros_like(t) for t in new)).clamp_min(1e-30)
-                res = float((residual(new, w) / scale).max())
+                rel = residual(new, w) / scale
+                res = float(rel.max())
                 if res > best:
-                    return w, n - 1, best
-                best = res
+                    ended, n = Status.GREW, n - 1
+                    break
+                best, checked = res, rel
                 if res < rtol:
-                    return new, n, res
+                    ended, w = Status.OK, new
+                    break
             w = new
-    return w, n, best
+    return w, Phase(n, checked, status(checked, ended))
 
 
 def finish(
@@ -141,14 +199,15 @@ def finish(
     free: Settled,
     error: State,
     start: float,
-    **stats: float,
+    **phases: Phase | Tensor | None,
 ) -> Estimate:
-    """Common tail of the free-phase estimators: gradients at the free fixed point, stats.
+    """Common tail of the free-phase estimators: gradients at the free fixed point, and the
+    diagnostics of the free phase plus ``phases`` (``nudge``, ``linear``, ``imag_ratio``).
 
     ``seconds`` counts the free phase at its own cost even when it was settled once and
     shared, so that methods compare as if each had run alone.
     """
     grads = parameter_grads(net, x, y, free.state, error)
-    stats = {"free_steps": free.steps, "free_residual": free.residual, **stats}
-    stats["seconds"] = time.perf_counter() - start + free.seconds
+    seconds = time.perf_counter() - start + free.seconds
+    stats = Diagnostics(free=free.phase, seconds=seconds, **phases)
     return Estimate(tuple(e.detach() for e in error), grads, stats)

@@ -8,6 +8,7 @@ from torch import Tensor
 
 from eqpop.dynamics import Settled, settle
 from eqpop.estimators.base import Estimate, finish, free_phase
+from eqpop.estimators.registry import Method, register
 from eqpop.nets.base import EquilibriumNet
 
 
@@ -26,6 +27,15 @@ def classic(
     nudged = settle(net, x, y, beta=beta, steps=nudge_steps, state=free.state)
     s0, sb = net.activate(free.state), net.activate(nudged.state)
     error = tuple(-(b - a) / beta for a, b in zip(s0, sb))
-    return finish(
-        net, x, y, free, error, start, nudge_steps=nudged.steps, nudge_residual=nudged.residual
+    return finish(net, x, y, free, error, start, nudge=nudged.phase)
+
+
+register(
+    Method(
+        "classic",
+        classic,
+        config={"beta": "beta", "steps": "t_free", "nudge_steps": "t_nudge"},
+        cost="t_free + t_nudge",
+        order=10,
     )
+)

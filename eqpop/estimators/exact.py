@@ -16,6 +16,7 @@ from eqpop.estimators.base import (
     free_phase,
     solve_linear,
 )
+from eqpop.estimators.registry import Method, register
 from eqpop.jacobian import jvp_operator
 from eqpop.nets.base import EquilibriumNet
 
@@ -38,6 +39,18 @@ def exact(
     zero = torch.zeros((), dtype=x.dtype, device=x.device)
     _, source = torch.func.jvp(lambda b: net.step(u, x, b, y), (zero,), (torch.ones_like(zero),))
     tangent_map = jvp_operator(lambda *w: net.step(w, x), u)
-    v, n, res = solve_linear(tangent_map, source, tangent_steps or 10 * steps, rtol)
+    v, tangent = solve_linear(tangent_map, source, tangent_steps or 10 * steps, rtol)
     error = tuple(-d for d in activated_tangent(net, u, v))
-    return finish(net, x, y, free, error, start, tangent_steps=n, tangent_residual=res)
+    return finish(net, x, y, free, error, start, linear=tangent)
+
+
+register(
+    Method(
+        "exact",
+        exact,
+        config={"steps": "t_free", "tangent_steps": "adjoint_steps"},
+        cost="2 * t_free",
+        order=40,
+        truth="d_beta",
+    )
+)

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from eqpop.dynamics import Settled, settle
 from eqpop.estimators.base import Estimate, finish, free_phase, imag_ratio
+from eqpop.estimators.registry import Method, register
 from eqpop.nets.base import EquilibriumNet, State
 
 
@@ -71,17 +72,23 @@ def hep(
         ).real
         for s, chunk in zip(s0, net.activate(nudged.state))
     )
-    point_res = nudged.residuals.reshape(k, b).amax(1)
-    stats = {f"nudge_residual_k{i}": float(r) for i, r in enumerate(point_res)}
     return finish(
-        net,
-        x,
-        y,
-        free,
-        error,
-        start,
-        nudge_steps=nudged.steps,
-        nudge_residual=nudged.residual,
-        imag_ratio=imag_ratio(net, nudged.state),
-        **stats,
+        net, x, y, free, error, start, nudge=nudged.phase, imag_ratio=imag_ratio(net, nudged.state)
     )
+
+
+# N/2 + 1 points are settled (the others are their conjugates), each for t_nudge steps
+register(
+    Method(
+        "hep",
+        hep,
+        config={
+            "beta": "beta",
+            "n_points": "n_points",
+            "steps": "t_free",
+            "nudge_steps": "t_nudge",
+        },
+        cost="t_free + (n_points // 2 + 1) * t_nudge",
+        order=20,
+    )
+)

@@ -15,8 +15,9 @@ import time
 import torch
 from torch import Tensor
 
-from eqpop.dynamics import residual, to_dtype
-from eqpop.estimators.base import Estimate, imag_ratio, parameter_grads
+from eqpop.dynamics import Phase, Status, residual, status, to_dtype
+from eqpop.estimators.base import Diagnostics, Estimate, imag_ratio, parameter_grads
+from eqpop.estimators.registry import Method, register
 from eqpop.nets.base import EquilibriumNet, State
 
 
@@ -55,17 +56,29 @@ def hep_continuous(
                 sum_err = _accumulate(sum_err, tuple(v / bk for v in sum_k))
                 sum_s = _accumulate(sum_s, sum_k)
     last_res = residual(u, prev)
-    err_c = tuple(-e / total for e in sum_err)
-    max_imag = max(float(e.imag.abs().max()) for e in err_c)
-    error = tuple(e.real for e in err_c)
+    error = tuple((-e / total).real for e in sum_err)
     s_bar = tuple((v / total).real for v in sum_s)
     u_bar = tuple((v / total).real for v in sum_u)
     grads = parameter_grads(net, x, y, u_bar, error, activated=s_bar)
-    stats = {
-        "total_steps": total,
-        "final_residual": float(last_res.max()),
-        "max_imag": max_imag,
-        "imag_ratio": imag_ratio(net, u),
-        "seconds": time.perf_counter() - start,
-    }
+    stats = Diagnostics(
+        nudge=Phase(total, last_res, status(last_res, Status.OK)),
+        imag_ratio=imag_ratio(net, u),
+        seconds=time.perf_counter() - start,
+    )
     return Estimate(error, grads, stats)
+
+
+register(
+    Method(
+        "hep_continuous",
+        hep_continuous,
+        config={
+            "beta": "beta",
+            "n_points": "n_points",
+            "periods": "periods",
+            "steps_per_point": "steps_per_point",
+        },
+        cost="periods * n_points * steps_per_point",
+        order=30,
+    )
+)

@@ -57,9 +57,12 @@ class Initializer(nn.Module):
         return sum(((p - t.detach()) ** 2).flatten(1).sum(1).mean() for p, t in zip(pred, target))
 
 
-def distance(pred: State, state: State) -> float:
-    """RMS distance between a prediction and a fixed point over all units."""
-    sq = sum(float(((p - s) ** 2).sum()) for p, s in zip(pred, state))
+def distance(pred: State, state: State) -> Tensor:
+    """RMS distance between a prediction and a fixed point over all units (0-dim, float64,
+    on the device: an evaluation reads it once per epoch)."""
+    sq = torch.zeros((), dtype=torch.float64, device=state[0].device)
+    for p, s in zip(pred, state):
+        sq = sq + ((p - s) ** 2).sum().double()
     return (sq / sum(s.numel() for s in state)) ** 0.5
 
 

@@ -13,6 +13,7 @@ from torch import Tensor
 
 from eqpop.dynamics import Settled
 from eqpop.estimators.base import Estimate, finish, free_phase, loss_cotangent, solve_linear
+from eqpop.estimators.registry import Method, register
 from eqpop.nets.base import EquilibriumNet
 
 
@@ -32,5 +33,18 @@ def rbp(
     start = time.perf_counter()
     source = tuple(net.dt * c for c in loss_cotangent(net, free.state, y))
     _, pullback = torch.func.vjp(lambda *u: net.step(u, x), *free.state)
-    w, n, res = solve_linear(pullback, source, adjoint_steps or 10 * steps, rtol)
-    return finish(net, x, y, free, w, start, adjoint_steps=n, adjoint_residual=res)
+    w, adjoint = solve_linear(pullback, source, adjoint_steps or 10 * steps, rtol)
+    return finish(net, x, y, free, w, start, linear=adjoint)
+
+
+# Its training cost counts the adjoint iteration as long as the free phase.
+register(
+    Method(
+        "rbp",
+        rbp,
+        config={"steps": "t_free", "adjoint_steps": "adjoint_steps"},
+        cost="2 * t_free",
+        order=50,
+        truth="delta",
+    )
+)

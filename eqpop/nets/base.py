@@ -142,6 +142,24 @@ class EquilibriumNet(nn.Module):
         """Parameters trained with the true loss gradient at the free fixed point."""
         return ("w_ro", "b_ro")
 
+    @property
+    def n_layers(self) -> int:
+        """Layers with a state (every one has a bias ``b.k``)."""
+        return len(self.b)
+
+    def layer_of(self, name: str) -> int:
+        """Which layer a parameter belongs to, for layer-wise learning rates: ``w_f.k`` and
+        ``b.k`` are layer k's, the feedback ``w_b.k`` from layer k+1 goes with layer k+1, and
+        the readout is the extra index ``n_layers``."""
+        head, _, k = name.partition(".")
+        if head in ("w_f", "b"):
+            return int(k)
+        if head == "w_b":
+            return int(k) + 1
+        if name in self.readout_names:
+            return self.n_layers
+        raise ValueError(f"{type(self).__name__} has no parameter {name!r}")
+
     def step(
         self, state: State, x: Tensor, beta: float | complex | Tensor = 0.0, y: Tensor | None = None
     ) -> State:

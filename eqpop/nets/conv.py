@@ -17,7 +17,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from eqpop.nets.activations import SIGMOID_WEIGHTED_UNIT_STRIP, sigmoid_weighted_unit
-from eqpop.nets.base import EquilibriumNet, State, as_column, cast, feedback_weights, uniform_
+from eqpop.nets.base import (
+    EquilibriumNet,
+    State,
+    as_column,
+    cast,
+    feedback_weights,
+    stable_softmax,
+    uniform_,
+)
 from eqpop.nets.readout import SoftmaxReadout
 
 
@@ -36,22 +44,16 @@ def _unwindows(z: Tensor) -> Tensor:
     return z.reshape(b, c, h, w, 2, 2).permute(0, 1, 2, 4, 3, 5).reshape(b, c, 2 * h, 2 * w)
 
 
-def _window_softmax(zw: Tensor) -> Tensor:
-    shift = (zw.real if zw.is_complex() else zw).amax(dim=-1, keepdim=True).detach()
-    e = torch.exp(zw - shift)
-    return e / e.sum(dim=-1, keepdim=True)
-
-
 def softmax_pool(z: Tensor) -> Tensor:
     """Softmax pooling (Stergiou et al. 2021): sum_i softmax(z_R)_i z_i over each 2x2 window R."""
     zw = _windows(z)
-    return (_window_softmax(zw) * zw).sum(-1)
+    return (stable_softmax(zw, dim=-1) * zw).sum(-1)
 
 
 def softmax_pool_vjp(z: Tensor, cotangent: Tensor) -> Tensor:
     """Cotangent of ``softmax_pool`` at z: dy/dz_i = p_i (1 + z_i - y), holomorphic."""
     zw = _windows(z)
-    p = _window_softmax(zw)
+    p = stable_softmax(zw, dim=-1)
     y = (p * zw).sum(-1, keepdim=True)
     return _unwindows(p * (1 + zw - y) * cotangent.unsqueeze(-1))
 

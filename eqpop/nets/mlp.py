@@ -107,6 +107,10 @@ class OutputFeedbackMLP(_MLPBase):
             uniform_(torch.empty(self.sizes[1], self.sizes[-1]), self.sizes[-1], gain)
         )
 
+    def layer_of(self, name: str) -> int:
+        """``w_o`` feeds the output back and goes with the output layer."""
+        return self.n_layers - 1 if name == "w_o" else super().layer_of(name)
+
     def drive(self, s: State, x: Tensor, beta=0.0, y=None) -> State:
         pre = self._forward_drive(s, x)
         pre[0] = pre[0] + s[-1] @ cast(self.w_o, s[-1]).T

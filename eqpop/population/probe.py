@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from eqpop.compare import Grid, comparison_rows, estimate_grid
+from eqpop.compare import Grid, comparison_rows, estimate_grid, truths
 from eqpop.dynamics import settle
 from eqpop.estimators.init_ep import anchored
 from eqpop.population.spec import Probe
@@ -16,10 +16,10 @@ from eqpop.train import Trainer
 
 
 def probe_rows(trainer: Trainer, probe: Probe) -> list[dict[str, Any]]:
-    """rbp, exact, classic, hep and hep_continuous (every |beta| and N of ``probe``) from the
-    settled free phase; under Init-EP also every EP estimate started from the initializer's
+    """Every registered estimator (every |beta| and N of ``probe``) from the settled free
+    phase; under Init-EP also every estimate with a free phase started from the initializer's
     prediction with the trial's own ``t_free`` (rows with ``init_ep`` true), against the same
-    rbp and exact."""
+    ground truths."""
     cfg = trainer.cfg
     net = copy.deepcopy(trainer.net).double()
     x, y = trainer.probe
@@ -33,7 +33,7 @@ def probe_rows(trainer: Trainer, probe: Probe) -> list[dict[str, Any]]:
         cfg.steps_per_point,
     )
     results = estimate_grid(net, x, y, grid, settle(net, x, steps=cfg.t_free))
-    truth = results[("rbp", None, None)], results[("exact", None, None)]
+    truth = truths(results)
     rows = [dict(row, init_ep=False) for row in comparison_rows(results, *truth)]
     if trainer.initializer is not None:
         init = copy.deepcopy(trainer.initializer).double()
@@ -41,6 +41,6 @@ def probe_rows(trainer: Trainer, probe: Probe) -> list[dict[str, Any]]:
         with torch.no_grad():
             start = init(x)
         free = settle(dyn, x, steps=cfg.t_free, state=start)
-        variants = estimate_grid(dyn, x, y, grid, free, truth=False, continuous=False)
+        variants = estimate_grid(dyn, x, y, grid, free, truth=False, free_only=True)
         rows += [dict(row, init_ep=True) for row in comparison_rows(variants, *truth)]
     return rows

@@ -4,15 +4,38 @@ columns and types, and ``reports/README.md`` documents each of them.
 A study folder ``reports/<study>/`` holds three Parquet datasets (folders of part files):
 ``trials/`` (one row per finished trial), ``metrics/`` (one row per trial and epoch) and
 ``comparisons/`` (one row per trial, probe epoch, estimate and layer).
+
+Every Parquet file eqpop writes with pandas (a compare file, a run's ``metrics.parquet``) and
+every ``study.json`` also carry the description of each estimator (``with_methods``): its label,
+table order, whether it takes beta and N, and its settling cost, so that a report never needs
+the code (or the plug-in) that made an estimate.
+
+This module is the contract between the writers and the readers: it imports nothing from eqpop.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import pandas as pd
 import pyarrow as pa
 
-from eqpop.compare import MEASURES
-
 TRIALS, METRICS, COMPARISONS = "trials", "metrics", "comparisons"
+
+#: the measurement columns of one comparison row (``eqpop compare``, a study's comparisons)
+MEASURES = [
+    "method",
+    "beta",
+    "n_points",
+    "layer",
+    "cos_rbp",
+    "cos_exact",
+    "rel_err_exact",
+    "grad_cos_rbp",
+    "seconds",
+    "residual",
+    "imag_ratio",
+]
 
 #: the Trainer's per-epoch record, as float columns (integers such as ``epoch`` aside)
 METRIC_FIELDS = [
@@ -92,3 +115,15 @@ def comparisons_schema() -> pa.Schema:
             *[pa.field(m, kinds.get(m, pa.float64())) for m in MEASURES],
         ]
     )
+
+
+def with_methods(frame: pd.DataFrame, described: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """``frame`` with the estimators' descriptions in its attrs, which pandas stores in the
+    Parquet file and restores on reading: ``frame.attrs["eqpop"]["methods"]``."""
+    frame.attrs["eqpop"] = {"methods": described}
+    return frame
+
+
+def methods_of(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """The descriptions a frame read from Parquet carries (empty when it carries none)."""
+    return frame.attrs.get("eqpop", {}).get("methods", {})
