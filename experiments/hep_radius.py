@@ -51,7 +51,8 @@ def main() -> None:
         est = estimate(net, x, y, method, **hyper)
         rel = " / ".join(f"{r:.3g}" for r in relative_errors(est.error, truth))
         name = f"{method} N={n}" if n else method
-        ratio = est.stats.read()["imag_ratio"] or float("nan")
+        ratio = est.stats.read()["imag_ratio"]
+        ratio = float("nan") if ratio is None else ratio
         print(f"| {name}, \\|beta\\| {beta} | {rel} | {ratio:.2f} |")
 
 
