@@ -262,13 +262,22 @@ def _add_report(sub) -> None:
 
 
 def _run_report(args: argparse.Namespace) -> int:
+    from eqpop.population.importance import study_importances
     from eqpop.reports.html import write_report
 
     first = args.paths[0]
     out = args.out or (first.parent if first.is_file() else first) / "report"
-    page = write_report(list(args.paths), out)
+    paths = list(args.paths)
+    page = write_report(paths, out, study_importances(paths))
     print(f"wrote tables (.md, .csv), figures (.png) and {page}")
     return 0
+
+
+def script_main(study: str, argv: list[str]) -> int:
+    """``studies/<study>.py``: the built-in study as a standalone Ray driver, joining the Ray
+    cluster it runs on (``ray submit``) or starting a local one."""
+    address = [] if any(a.startswith("--address") for a in argv) else ["--address", "detect"]
+    return main(["study", study, *argv, *address])
 
 
 def build_parser() -> argparse.ArgumentParser:

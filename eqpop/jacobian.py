@@ -40,10 +40,3 @@ def jvp_operator(
         return tuple(torch.zeros_like(d) if g is None else g for g, d in zip(grads, dummies))
 
     return apply
-
-
-def jvp(
-    fn: Callable[..., State], primals: State, tangents: State, create_graph: bool = False
-) -> State:
-    """One product ``J_fn(primals) tangents``."""
-    return jvp_operator(fn, primals, create_graph)(tangents)

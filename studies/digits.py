@@ -12,7 +12,7 @@ Flags, cluster use and where the space lives: studies/README.md.
 
 import sys
 
-from eqpop.population.cli import script_main
+from eqpop.cli import script_main
 
 if __name__ == "__main__":
     sys.exit(script_main("digits", sys.argv[1:]))

@@ -11,7 +11,7 @@ Flags, cluster use and where the space lives: studies/README.md.
 
 import sys
 
-from eqpop.population.cli import script_main
+from eqpop.cli import script_main
 
 if __name__ == "__main__":
     sys.exit(script_main("imagenet32", sys.argv[1:]))

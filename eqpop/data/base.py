@@ -55,9 +55,6 @@ class Split:
         )
         return (x.to(dtype) * self.scale - mean) / std
 
-    def val_tensors(self, dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
-        return self.normalise(self.x_val, dtype), self.y_val
-
 
 def channel_stats(x: np.ndarray, scale: float, chunk: int = 65536) -> tuple[Tensor, Tensor]:
     """Per-channel mean and std of ``x * scale`` in float64, a chunk at a time (no big copies)."""

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Literal
 
+from eqpop.reports.schema import check_cost
+
 if TYPE_CHECKING:
     from torch import Tensor
 
@@ -59,6 +61,7 @@ class Method:
         unknown = set(self.config) - keywords
         if unknown:
             raise ValueError(f"{self.name}: config maps {sorted(unknown)}, not its keywords")
+        check_cost(self.cost)
 
     @property
     def free_phase(self) -> bool:

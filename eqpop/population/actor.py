@@ -1,5 +1,6 @@
 """A Ray actor that holds one Trainer (one network on its own device) and trains it one epoch per
-call, so the driver sees every epoch and can prune between them."""
+call, so the driver sees every epoch and can prune between them. Its calls return typed
+outcomes (``outcome.py``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import torch
 
 from eqpop.config import TrainConfig
 from eqpop.data import Split, load_dataset
+from eqpop.dynamics import Status
+from eqpop.population.outcome import Started, Trained
 from eqpop.population.probe import probe_rows
 from eqpop.population.spec import Probe
 from eqpop.train import Diverged, Trainer
@@ -39,7 +42,7 @@ class TrialActor:
         """Answers once the actor is up again after a restart."""
         return os.getpid()
 
-    def start(self, cfg_json: str, run_dir: str, probe: dict[str, Any]) -> dict[str, Any]:
+    def start(self, cfg_json: str, run_dir: str, probe: dict[str, Any]) -> Started:
         cfg = TrainConfig.model_validate_json(cfg_json)
         if ray.get_gpu_ids():
             cfg = cfg.model_copy(update={"device": "cuda"})
@@ -49,9 +52,9 @@ class TrialActor:
         self.probe = Probe(**probe)
         self.trainer = Trainer(cfg, Path(run_dir), self.data[key])
         self.trainer.resume()
-        return {"pid": os.getpid(), "records": list(self.trainer.records)}
+        return Started(os.getpid(), list(self.trainer.records))
 
-    def epoch(self) -> dict[str, Any]:
+    def epoch(self) -> Trained:
         trainer = self.trainer
         if trainer is None:
             raise LostTrial("the actor was restarted and holds no trial")
@@ -59,7 +62,10 @@ class TrialActor:
         try:
             record = trainer.run_epoch()
         except Diverged as err:
-            return {"diverged": str(err), "busy": time.perf_counter() - start}
+            busy = time.perf_counter() - start
+            return Trained(None, [], busy, Status.NON_FINITE, None, str(err))
         due = trainer.epoch % self.probe.every == 0 or trainer.epoch == trainer.cfg.epochs
         rows = probe_rows(trainer, self.probe) if due else []
-        return {"record": record, "comparisons": rows, "busy": time.perf_counter() - start}
+        health = trainer.health
+        busy = time.perf_counter() - start
+        return Trained(record, rows, busy, health.status, health.free_residual)

@@ -1,10 +1,11 @@
-"""``eqpop study`` and the ``studies/*.py`` drivers: build the study from a built-in or a file
-plus the flags, check it all, then start Ray and run."""
+"""``eqpop study``: build the study from a built-in or a file plus the flags, check it all, then
+start Ray and run."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ def study_from_args(args: argparse.Namespace) -> StudyConfig:
 def _study_exists(spec: StudyConfig) -> bool:
     import optuna
 
-    from eqpop.population.driver import open_storage
+    from eqpop.population.storage import open_storage
 
     url = spec.storage_url
     if "://" not in url and not Path(url).is_file():
@@ -59,7 +60,10 @@ def resolve_address(address: str) -> str:
 
 
 def run_study_command(args: argparse.Namespace) -> int:
-    from eqpop.population.driver import mask_password, run_study
+    """Run the study; exit 1 with one line on stderr when it stopped because its trials kept
+    failing (everything written so far is kept)."""
+    from eqpop.population.driver import run_study
+    from eqpop.population.storage import mask_password
 
     spec = study_from_args(args)
     if args.resume and not _study_exists(spec):
@@ -67,13 +71,7 @@ def run_study_command(args: argparse.Namespace) -> int:
     spec = spec.model_copy(update={"address": resolve_address(spec.address)})
     summary = run_study(spec, progress=not args.quiet)
     print(summary.table())
+    if summary.stopped:
+        print(f"eqpop study: stopped: {summary.stopped}", file=sys.stderr)
+        return 1
     return 0
-
-
-def script_main(study: str, argv: list[str]) -> int:
-    """``studies/<study>.py``: the built-in study as a standalone Ray driver, joining the Ray
-    cluster it runs on (``ray submit``) or starting a local one."""
-    from eqpop.cli import main
-
-    address = [] if any(a.startswith("--address") for a in argv) else ["--address", "detect"]
-    return main(["study", study, *argv, *address])

@@ -1,14 +1,17 @@
-"""Optuna's parameter importances for a study (its default evaluator over the complete
-trials; PED-ANOVA in Optuna 5)."""
+"""Optuna's parameter importances for the studies of a report (its default evaluator over the
+complete trials; PED-ANOVA in Optuna 5). Optuna lives in ``population/``: ``eqpop report``
+asks for this table here and hands it to the report, which imports no Optuna itself."""
 
 from __future__ import annotations
 
+import json
 import warnings
+from pathlib import Path
 
 import optuna
 import pandas as pd
 
-from eqpop.population.driver import open_storage
+from eqpop.population.storage import open_storage
 
 #: the parameters the papers ask about
 PARAMS = ("beta", "n_points", "lambda_homeo")
@@ -27,3 +30,24 @@ def importances(storage: str, study: str) -> pd.DataFrame:
         scores = optuna.importance.get_param_importances(loaded)
     rows = sorted(scores.items(), key=lambda kv: (kv[0] not in PARAMS, -kv[1]))
     return pd.DataFrame(rows, columns=["parameter", "importance"])
+
+
+def study_importances(paths: list[Path]) -> pd.DataFrame:
+    """The importances of every study folder among ``paths`` whose storage can be opened from
+    here (a journal file, or a URL without a masked password), with a ``study`` column."""
+    frames = []
+    for root in paths:
+        if (root / "study.json").is_file():
+            spec = json.loads((root / "study.json").read_text())
+            name, storage = spec["name"], spec.get("storage", "")
+        elif (root / "trials").is_dir() and (root / "optuna.journal").is_file():
+            name = str(pd.read_parquet(root / "trials", columns=["study"]).study.iloc[0])
+            storage = str(root / "optuna.journal")
+        else:
+            continue
+        if "***" in storage:  # a masked password: cannot reconnect from here
+            continue
+        if "://" not in storage and not Path(storage).is_file():
+            storage = str(root / "optuna.journal")
+        frames.append(importances(storage, name).assign(study=name))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

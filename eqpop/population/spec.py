@@ -123,6 +123,9 @@ class StudyConfig(BaseModel):
     max_residual: float = Field(
         default=0.5, gt=0, description="a trial whose free phase ends further than this fails"
     )
+    max_failures_in_row: int = Field(
+        default=10, ge=1, description="the study stops after this many failed trials in a row"
+    )
     probe: Probe = Probe()
     storage: str | None = Field(default=None, description="RDB URL or journal file path")
     out: Path | None = Field(default=None, description="default reports/<name>")

@@ -13,7 +13,8 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-from eqpop.reports.tables import latest, method_label, method_order, trial_labels  # noqa: E402
+from eqpop.reports.methods import Methods  # noqa: E402
+from eqpop.reports.tables import latest, trial_labels  # noqa: E402
 
 plt.rcParams.update(
     {
@@ -38,22 +39,25 @@ def _plain(ax, axes: str = "xy") -> None:
         axis.set_minor_formatter(minor)
 
 
-def _labelled(comparisons: pd.DataFrame) -> pd.DataFrame:
+def _labelled(comparisons: pd.DataFrame, methods: Methods) -> pd.DataFrame:
     frame = comparisons.copy()
-    frame["label"] = [method_label(m, n) for m, n in zip(frame.method, frame.n_points)]
+    frame["label"] = methods.labels(frame.method, frame.n_points)
     return frame
 
 
-def cosine_vs_beta(comparisons: pd.DataFrame) -> Figure | None:
+def cosine_vs_beta(comparisons: pd.DataFrame, methods: Methods) -> Figure | None:
     """Fig. 2a-b: cosine with the exact d_beta s* and with RBP's delta against |beta|, one row
-    of panels per study or compare run (their nets differ), one line per method and N."""
+    of panels per study or compare run (their nets differ), one line per method and N; the
+    exact d_beta s*'s own cosine with RBP dashed."""
     if comparisons.empty:
         return None
-    frame = _labelled(latest(comparisons))
+    frame = _labelled(latest(comparisons), methods)
     frame["source"] = frame.study.astype(str)
     nudged = frame[frame.beta.notna()]
     sources = sorted(nudged.source.unique())
-    labels = method_order(pd.Index(nudged.label.unique()))
+    labels = methods.order(nudged.label)
+    exact = methods.truth("d_beta")
+    exact_label = f"{methods.label(exact, None)} (no |beta|)"
     colours = {lab: f"C{i}" for i, lab in enumerate(labels)}
     fig, axes = plt.subplots(len(sources), 2, figsize=(11, 3.6 * len(sources)), squeeze=False)
     for row, source in zip(axes, sources):
@@ -66,9 +70,9 @@ def cosine_vs_beta(comparisons: pd.DataFrame) -> Figure | None:
                 ax.plot(
                     mean.index, mean.values, marker="o", ms=4, color=colours[label], label=label
                 )
-            if col == "cos_rbp":
-                exact = frame[(frame.source == source) & (frame.method == "exact")].cos_rbp.mean()
-                ax.axhline(exact, color="k", ls="--", lw=1, label="exact (no |beta|)")
+            if col == "cos_rbp" and exact is not None:
+                level = frame[(frame.source == source) & (frame.method == exact)].cos_rbp.mean()
+                ax.axhline(level, color="k", ls="--", lw=1, label=exact_label)
             ax.set(
                 xscale="log",
                 xlabel="|beta| (teaching amplitude)",
@@ -77,7 +81,8 @@ def cosine_vs_beta(comparisons: pd.DataFrame) -> Figure | None:
             )
             _plain(ax, "x")
     handles = [Line2D([], [], color=colours[lab], marker="o", ms=4, label=lab) for lab in labels]
-    handles.append(Line2D([], [], color="k", ls="--", lw=1, label="exact (no |beta|)"))
+    if exact is not None:
+        handles.append(Line2D([], [], color="k", ls="--", lw=1, label=exact_label))
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     fig.suptitle(
         "Fig. 2a-b: each estimator's error vector against the exact derivative and "
@@ -87,18 +92,18 @@ def cosine_vs_beta(comparisons: pd.DataFrame) -> Figure | None:
     return fig
 
 
-def layer_cosines(comparisons: pd.DataFrame) -> Figure | None:
+def layer_cosines(comparisons: pd.DataFrame, methods: Methods) -> Figure | None:
     """Fig. 2c-d style: the distribution over trials and |beta| of the layer-wise cosine with
-    RBP's delta, one panel per layer, one box per method."""
+    RBP's delta, one panel per layer, one box per method (RBP's own left out)."""
     if comparisons.empty:
         return None
-    frame = _labelled(latest(comparisons))
-    frame = frame[frame.method != "rbp"]
+    frame = _labelled(latest(comparisons), methods)
+    frame = frame[frame.method != methods.truth("delta")]
     layers = sorted(frame.layer.dropna().unique())
     fig, axes = plt.subplots(
         1, len(layers), figsize=(3.6 * len(layers), 4), sharey=True, squeeze=False
     )
-    labels = method_order(pd.Index(frame.label.unique()))
+    labels = methods.order(frame.label)
     for ax, layer in zip(axes[0], layers):
         data = [
             frame[(frame.layer == layer) & (frame.label == lab)].cos_rbp.dropna() for lab in labels
@@ -209,41 +214,38 @@ def history(trials: pd.DataFrame) -> Figure | None:
     return fig
 
 
-def settling_steps(trials: pd.DataFrame, configs: dict) -> pd.Series:
-    """Settling steps per training sample a trial spent: epochs x (T_free + points x T_nudge),
-    points = 1 (classic), N/2 + 1 (hep), continuous: periods x N x steps per point; rbp and
-    exact count 2 T_free (free phase and an adjoint or tangent of the same length)."""
-
-    def number(name: str, missing: float) -> pd.Series:
-        value = config_value(trials, trials, configs, name)
-        return pd.to_numeric(value, errors="coerce").fillna(missing).replace(0, missing)
-
+def settling_steps(trials: pd.DataFrame, configs: dict, methods: Methods) -> pd.Series:
+    """Settling steps per training sample a trial spent: its epochs times its method's cost
+    per batch (the method's ``cost`` evaluated on the trial's config); NaN where unknown."""
     method = config_value(trials, trials, configs, "method")
-    n = number("n_points", 2).astype(int)
-    t_free, t_nudge = number("t_free", 0), number("t_nudge", 0)
-    per = np.select(
-        [method == "classic", method == "hep", method == "hep_continuous"],
-        [
-            t_free + t_nudge,
-            t_free + (n // 2 + 1) * t_nudge,
-            number("periods", 0) * n * number("steps_per_point", 0),
-        ],
-        2 * t_free,
-    )
+    per = pd.Series(np.nan, index=trials.index)
+    for name in method.dropna().unique():
+        cost = methods.cost(name)
+        if cost is None:
+            continue
+        expr, fields = cost
+        rows = method == name
+        values = {f: config_value(trials[rows], trials, configs, f) for f in fields}
+        frame = pd.DataFrame({f: pd.to_numeric(v, errors="coerce") for f, v in values.items()})
+        per[rows] = frame.eval(expr, engine="python")
     epochs = pd.to_numeric(trials.epochs, errors="coerce").fillna(0).astype(float)
     return epochs * per
 
 
-def pareto(trials: pd.DataFrame, configs: dict) -> Figure | None:
+def pareto(trials: pd.DataFrame, configs: dict, methods: Methods) -> Figure | None:
     """Validation error against compute (settling steps per sample) across trials, with the
-    Pareto front: what each error costs."""
+    Pareto front: what each error costs (trials whose method's cost is unknown left out)."""
     done = trials[trials.state.isin(["COMPLETE", "PRUNED"])] if not trials.empty else trials
     if done.empty:
         return None
-    steps = settling_steps(done, configs)
+    steps = settling_steps(done, configs, methods)
+    frame = pd.DataFrame(
+        {"steps": steps, "err": 100 * done.value, "label": trial_labels(done, methods)}
+    ).dropna(subset=["steps"])
+    if frame.empty:
+        return None
     fig, ax = plt.subplots(figsize=(7, 4))
-    frame = pd.DataFrame({"steps": steps, "err": 100 * done.value, "label": trial_labels(done)})
-    for label in method_order(pd.Index(frame.label.unique())):
+    for label in methods.order(frame.label):
         r = frame[frame.label == label]
         ax.scatter(r.steps, r.err, label=label, alpha=0.8)
     front = frame.sort_values("steps")

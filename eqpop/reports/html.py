@@ -1,12 +1,15 @@
 """``eqpop report``: the tables (Markdown and CSV), the figures (PNG) and one self-contained
-``report.html`` (images embedded) for any set of outputs; every file written atomically."""
+``report.html`` (images embedded) for any set of outputs; every file written atomically.
+
+Needs neither torch nor Ray nor Optuna: Optuna's parameter importances come in as a ready
+table (``population.importance``, which the command line asks for).
+"""
 
 from __future__ import annotations
 
 import base64
 import html
 import io
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,28 +27,6 @@ td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}th{background:#f
 img{max-width:100%;border:1px solid #eee}p.note{color:#555;font-size:.9em}"""
 
 
-def _importances(paths: list[Path]) -> pd.DataFrame:
-    """Optuna's parameter importances of every study folder among ``paths`` with a storage."""
-    from eqpop.population.importance import importances  # Optuna lives in population/
-
-    frames = []
-    for root in paths:
-        if (root / "study.json").is_file():
-            spec = json.loads((root / "study.json").read_text())
-            name, storage = spec["name"], spec.get("storage", "")
-        elif (root / "trials").is_dir() and (root / "optuna.journal").is_file():
-            name = str(pd.read_parquet(root / "trials", columns=["study"]).study.iloc[0])
-            storage = str(root / "optuna.journal")
-        else:
-            continue
-        if "***" in storage:  # a masked password: cannot reconnect from here
-            continue
-        if "://" not in storage and not Path(storage).is_file():
-            storage = str(root / "optuna.journal")
-        frames.append(importances(storage, name).assign(study=name))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
 def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", bbox_inches="tight")
@@ -58,12 +39,12 @@ FIGURES: dict[str, tuple[str, str, Callable[[Report], Figure | None]]] = {
     "fig2ab_cosine_vs_beta": (
         "Fig. 2a-b: cosine with the exact derivative and with RBP against |beta|",
         "Each estimator's error vector on the probe batch, at the last probe of each trial.",
-        lambda r: figures.cosine_vs_beta(r.comparisons),
+        lambda r: figures.cosine_vs_beta(r.comparisons, r.methods),
     ),
     "fig2cd_layer_cosines": (
         "Fig. 2c-d: distribution of layer-wise cosines with RBP",
         "Boxes over trials and |beta| (whiskers: 1.5 IQR).",
-        lambda r: figures.layer_cosines(r.comparisons),
+        lambda r: figures.layer_cosines(r.comparisons, r.methods),
     ),
     "fig3_asymmetry": (
         "Fig. 3: learning curves, weight angle and cosine over training, per initial asymmetry",
@@ -83,7 +64,7 @@ FIGURES: dict[str, tuple[str, str, Callable[[Report], Figure | None]]] = {
     "pareto": (
         "Validation error against compute",
         "Settling steps per training sample over the trial's epochs; pruned trials too.",
-        lambda r: figures.pareto(r.trials, r.configs),
+        lambda r: figures.pareto(r.trials, r.configs, r.methods),
     ),
 }
 
@@ -98,21 +79,21 @@ TABLE_NOTES = {
 }
 
 
-def build_tables(report: Report, paths: list[Path]) -> dict[str, tuple[str, pd.DataFrame]]:
+def build_tables(report: Report, importances: pd.DataFrame) -> dict[str, tuple[str, pd.DataFrame]]:
     return {
         "table1": (
             "Table 1: validation error (%) by method and |beta|, mean ± std",
-            tables.table1(report.trials),
+            tables.table1(report.trials, report.methods),
         ),
         "table2": (
             "Table 2: top-1 / top-5 validation error (%), with and without homeostasis",
-            tables.table2(report.trials, report.metrics),
+            tables.table2(report.trials, report.metrics, report.methods),
         ),
         "best_trials": ("Best trials", tables.best_trials(report.trials)),
         "states": ("Trials by state", tables.state_counts(report.trials)),
         "importances": (
             "Parameter importances (Optuna's default evaluator, PED-ANOVA)",
-            _importances(paths),
+            importances,
         ),
     }
 
@@ -121,15 +102,17 @@ def _write_bytes(path: Path, data: bytes) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
-def write_report(paths: list[Path], out: Path) -> Path:
-    """Tables, figures and ``report.html`` into ``out``; returns the HTML's path."""
+def write_report(paths: list[Path], out: Path, importances: pd.DataFrame | None = None) -> Path:
+    """Tables, figures and ``report.html`` into ``out``; returns the HTML's path.
+    ``importances``: Optuna's parameter importances of the studies among ``paths``."""
     report = load(*paths)
+    importances = pd.DataFrame() if importances is None else importances
     sections = [
         f"<h1>eqpop report</h1><p class=note>{html.escape(', '.join(map(str, paths)))}"
         f": {len(report.trials)} trials, {len(report.metrics)} epoch records, "
         f"{len(report.comparisons)} comparison rows.</p>"
     ]
-    for stem, (title, frame) in build_tables(report, paths).items():
+    for stem, (title, frame) in build_tables(report, importances).items():
         md = f"## {title}\n\n{tables.to_markdown(frame)}"
         _write_bytes(out / f"{stem}.md", md.encode())
         _write_bytes(out / f"{stem}.csv", frame.to_csv().encode())

@@ -11,7 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-from eqpop.reports.schema import COMPARISONS, METRICS, TRIALS
+from eqpop.reports.methods import Methods
+from eqpop.reports.schema import COMPARISONS, METRICS, TRIALS, methods_of
 
 CATEGORIES = ["study", "state", "method", "param_method"]
 INTEGERS = [
@@ -29,13 +30,15 @@ INTEGERS = [
 
 @dataclass
 class Report:
-    """Everything loaded: one row per trial, per (trial, epoch), per comparison row; and the
-    training config each study's trials started from (``study.json``)."""
+    """Everything loaded: one row per trial, per (trial, epoch), per comparison row; the
+    training config each study's trials started from (``study.json``); and the description of
+    every estimator the outputs name."""
 
     trials: pd.DataFrame
     metrics: pd.DataFrame
     comparisons: pd.DataFrame
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    methods: Methods = field(default_factory=Methods)
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
@@ -51,80 +54,93 @@ def _has_parts(folder: Path) -> bool:
     return folder.is_dir() and any(folder.glob("part-*.parquet"))
 
 
-def _study(root: Path, out: dict[str, list[pd.DataFrame]], configs: dict) -> None:
+@dataclass
+class _Found:
+    """What the outputs read so far hold, before the frames are joined."""
+
+    frames: dict[str, list[pd.DataFrame]] = field(
+        default_factory=lambda: {TRIALS: [], METRICS: [], COMPARISONS: []}
+    )
+    configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    methods: Methods = field(default_factory=Methods)
+
+    def add(self, dataset: str, frame: pd.DataFrame) -> None:
+        self.methods.described.update(methods_of(frame))
+        self.frames[dataset].append(frame)
+
+
+def _study(root: Path, found: _Found) -> None:
     for name in (TRIALS, METRICS, COMPARISONS):
         if _has_parts(root / name):
-            out[name].append(pd.read_parquet(root / name))
+            found.add(name, pd.read_parquet(root / name))
     if (root / "study.json").is_file():
         described = json.loads((root / "study.json").read_text())
-        configs[described["name"]] = described.get("train_config", {})
+        found.configs[described["name"]] = described.get("train_config", {})
+        found.methods.described.update(described.get("methods", {}))
 
 
-def _train_run(root: Path, out: dict[str, list[pd.DataFrame]], configs: dict) -> None:
+def _train_run(root: Path, found: _Found) -> None:
     """A run folder as a one-trial study named ``train:<folder>``."""
     cfg = json.loads((root / "config.json").read_text())
     metrics = pd.read_parquet(root / "metrics.parquet")
     name = f"train:{root.name}"
-    configs[name] = cfg
+    found.configs[name] = cfg
     metrics.insert(0, "study", name)
     metrics.insert(1, "trial", 0)
-    out[METRICS].append(metrics)
+    found.add(METRICS, metrics)
     keys = ("method", "beta", "n_points", "lambda_homeo", "asymmetry_angle", "init_ep", "seed")
-    out[TRIALS].append(
-        pd.DataFrame(
-            [
-                {
-                    "study": name,
-                    "trial": 0,
-                    "state": "COMPLETE" if len(metrics) == cfg["epochs"] else "RUNNING",
-                    "value": metrics.val_error.iloc[-1] if len(metrics) else None,
-                    "epochs": len(metrics),
-                    **{f"param_{k}": cfg.get(k) for k in keys},
-                }
-            ]
-        )
-    )
+    trial = {
+        "study": name,
+        "trial": 0,
+        "state": "COMPLETE" if len(metrics) == cfg["epochs"] else "RUNNING",
+        "value": metrics.val_error.iloc[-1] if len(metrics) else None,
+        "epochs": len(metrics),
+        **{f"param_{k}": cfg.get(k) for k in keys},
+    }
+    found.add(TRIALS, pd.DataFrame([trial]))
 
 
-def _compare(path: Path, out: dict[str, list[pd.DataFrame]]) -> None:
+def _compare(path: Path, found: _Found) -> None:
     frame = pd.read_parquet(path).assign(study=f"compare:{path.parent.name}", init_ep=False)
-    out[COMPARISONS].append(frame)
+    found.add(COMPARISONS, frame)
 
 
-def _collect(path: Path, out: dict, configs: dict, depth: int = 0) -> bool:
+def _collect(path: Path, found: _Found, depth: int = 0) -> bool:
     """Add what ``path`` holds; True if it held anything eqpop writes."""
     if path.is_file() and path.suffix == ".parquet":
-        _compare(path, out)
+        _compare(path, found)
         return True
     if not path.is_dir():
         return False
     if any(_has_parts(path / n) for n in (TRIALS, METRICS, COMPARISONS)):
-        _study(path, out, configs)
+        _study(path, found)
         return True
     if (path / "metrics.parquet").is_file() and (path / "config.json").is_file():
-        _train_run(path, out, configs)
+        _train_run(path, found)
         return True
     if (path / "compare.parquet").is_file():
-        _compare(path / "compare.parquet", out)
+        _compare(path / "compare.parquet", found)
         return True
-    found = False
+    held = False
     if depth < 2:
         for child in sorted(path.iterdir()):
             if child.is_dir() or child.suffix == ".parquet":
-                found |= _collect(child, out, configs, depth + 1)
-    return found
+                held |= _collect(child, found, depth + 1)
+    return held
 
 
 def load(*paths: Path | str) -> Report:
     """Load one or several outputs; a path holding nothing eqpop wrote is an error."""
-    out: dict[str, list[pd.DataFrame]] = {TRIALS: [], METRICS: [], COMPARISONS: []}
-    configs: dict[str, dict[str, Any]] = {}
+    found = _Found()
     for p in map(Path, paths):
         if not p.exists():
             raise ValueError(f"path: {p} does not exist")
-        if not _collect(p, out, configs):
+        if not _collect(p, found):
             raise ValueError(f"path: {p} holds no study, train run or compare output")
     frames = {
-        k: _typed(pd.concat(v, ignore_index=True)) if v else pd.DataFrame() for k, v in out.items()
+        k: _typed(pd.concat(v, ignore_index=True)) if v else pd.DataFrame()
+        for k, v in found.frames.items()
     }
-    return Report(frames[TRIALS], frames[METRICS], frames[COMPARISONS], configs)
+    return Report(
+        frames[TRIALS], frames[METRICS], frames[COMPARISONS], found.configs, found.methods
+    )

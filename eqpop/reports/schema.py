@@ -15,6 +15,7 @@ This module is the contract between the writers and the readers: it imports noth
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pandas as pd
@@ -127,3 +128,15 @@ def with_methods(frame: pd.DataFrame, described: dict[str, dict[str, Any]]) -> p
 def methods_of(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """The descriptions a frame read from Parquet carries (empty when it carries none)."""
     return frame.attrs.get("eqpop", {}).get("methods", {})
+
+
+#: what a method's settling cost may be written with: config field names, numbers, + - * / //
+#: and parentheses (reports evaluate it on each trial's config, from files they are pointed at)
+_COST = re.compile(r"(?:\s|[A-Za-z_]\w*|\d+(?:\.\d+)?|[-+*/()])+")
+
+
+def check_cost(expr: str) -> str:
+    """``expr`` if it is a plain arithmetic cost expression, else a ValueError."""
+    if not _COST.fullmatch(expr):
+        raise ValueError(f"cost {expr!r}: only config field names, numbers, + - * / and ()")
+    return expr

@@ -7,32 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 
-#: Table 1's row order
-METHOD_ORDER = [
-    "classic",
-    "hep N=2",
-    "hep N=4",
-    "hep N=6",
-    "hep N=8",
-    "hep_continuous N=2",
-    "hep_continuous N=4",
-    "hep_continuous N=6",
-    "exact",
-    "rbp",
-]
-
-
-def method_label(method: object, n_points: object) -> str:
-    """``hep N=4`` for the N-point methods, the bare name for the others."""
-    if method in ("hep", "hep_continuous") and not pd.isna(n_points):
-        return f"{method} N={int(n_points)}"
-    return str(method)
-
-
-def method_order(labels: pd.Index) -> list[str]:
-    """Labels in Table 1's row order, unknown ones after, sorted."""
-    known = [m for m in METHOD_ORDER if m in labels]
-    return known + sorted(set(labels) - set(known))
+from eqpop.reports.methods import Methods
 
 
 def beta_bins(betas: pd.Series) -> pd.Series:
@@ -64,41 +39,46 @@ def _mean_std(values: pd.Series) -> str:
     return f"{v.mean():.2f}{std} (n={len(v)})"
 
 
-def trial_labels(trials: pd.DataFrame) -> list[str]:
+def trial_labels(trials: pd.DataFrame, methods: Methods | None = None) -> list[str]:
     """Each trial's training method as Table 1 names it."""
     none = pd.Series(pd.NA, index=trials.index)
-    methods, n = trials.get("param_method", none), trials.get("param_n_points", none)
-    return [method_label(m, k) for m, k in zip(methods, n)]
+    chosen, n = trials.get("param_method", none), trials.get("param_n_points", none)
+    return (methods or Methods()).labels(chosen, n)
 
 
-def _finished(trials: pd.DataFrame) -> pd.DataFrame:
+def _finished(trials: pd.DataFrame, methods: Methods | None) -> pd.DataFrame:
     if trials.empty or "param_method" not in trials:
         return trials.iloc[0:0]
     done = trials[trials.state == "COMPLETE"].copy()
-    done["label"] = trial_labels(done)
+    done["label"] = trial_labels(done, methods)
     return done
 
 
-def table1(trials: pd.DataFrame) -> pd.DataFrame:
+def table1(trials: pd.DataFrame, methods: Methods | None = None) -> pd.DataFrame:
     """Validation error (%) by training method (rows) and |beta| (columns), mean ± std over
-    the complete trials (seeds, or the other searched parameters) in each cell."""
-    done = _finished(trials)
+    the complete trials (seeds, or the other searched parameters) in each cell; methods that
+    take no beta in the column ``-``."""
+    methods = methods or Methods()
+    done = _finished(trials, methods)
     if done.empty:
         return pd.DataFrame()
     beta = done["param_beta"] if "param_beta" in done else pd.Series(np.nan, index=done.index)
-    exact_like = done.param_method.isin(["rbp", "exact"])
-    done["|beta|"] = beta_bins(beta.where(~exact_like))
+    nudged = done.param_method.map(methods.nudged).astype(bool)
+    done["|beta|"] = beta_bins(beta.where(nudged))
     table = done.pivot_table(
         index="label", columns="|beta|", values="value", aggfunc=_mean_std, observed=True
     ).fillna("")
-    table = table.reindex(method_order(table.index)).rename(columns={"": "-"})
+    table = table.reindex(methods.order(table.index)).rename(columns={"": "-"})
     table.index.name, table.columns.name = "method \\ |beta|", None
     return table
 
 
-def table2(trials: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
+def table2(
+    trials: pd.DataFrame, metrics: pd.DataFrame, methods: Methods | None = None
+) -> pd.DataFrame:
     """Top-1 and top-5 validation error (%) by method, with and without homeostasis."""
-    done = _finished(trials)
+    methods = methods or Methods()
+    done = _finished(trials, methods)
     last = latest(metrics)
     if done.empty or last.empty:
         return pd.DataFrame()
@@ -109,7 +89,7 @@ def table2(trials: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     )
     out = out.unstack("homeostasis").fillna("")
     out.columns = [f"{k} {h} homeostasis" for k, h in out.columns]
-    out = out.reindex(method_order(out.index))
+    out = out.reindex(methods.order(out.index))
     out.index.name = "method"
     return out
 

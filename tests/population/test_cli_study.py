@@ -17,7 +17,7 @@ from test_driver import assert_parquet_agrees, load
 from tiny_study import tiny_study
 
 from eqpop.cli import main
-from eqpop.population.driver import mask_password, open_storage
+from eqpop.population.storage import mask_password, open_storage
 
 
 @pytest.mark.parametrize(

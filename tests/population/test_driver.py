@@ -11,7 +11,8 @@ import pandas as pd
 from optuna.trial import TrialState
 from tiny_study import tiny_study
 
-from eqpop.population.driver import open_storage, run_study
+from eqpop.population.driver import run_study
+from eqpop.population.storage import open_storage
 
 
 def load(spec):

@@ -1,0 +1,97 @@
+"""What a call to a trial's actor comes back with, as types, and the one rule that decides the
+trial's fate from it (``decide``): a pure function, tested without Ray or Optuna."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from eqpop.dynamics import Status
+from eqpop.population.spec import StudyConfig
+
+
+@dataclass(frozen=True)
+class Started:
+    """A trial loaded on an actor; ``records``: the epochs its run folder's checkpoint holds
+    already (a retried trial resumes there)."""
+
+    pid: int
+    records: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Trained:
+    """One more epoch. ``status`` is the worst of its phases; ``record`` is None when the
+    epoch diverged (``reason`` says how). ``free_residual`` is the last batch's free phase,
+    None for a method without one."""
+
+    record: dict[str, Any] | None
+    comparisons: list[dict[str, Any]]
+    busy: float  # seconds the actor worked on it
+    status: Status
+    free_residual: float | None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Lost:
+    """The actor died, or Ray restarted it blank under its trial."""
+
+    why: str
+
+
+@dataclass(frozen=True)
+class Raised:
+    """The trial raised an error (its first line)."""
+
+    message: str
+
+
+Outcome = Started | Trained | Lost | Raised
+
+
+class Verdict(Enum):
+    CONTINUE = "continue"  # train another epoch
+    COMPLETE = "complete"
+    PRUNE = "prune"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    reason: str = ""  # why it failed
+    retry: bool = False  # its actor is gone: run it again elsewhere (retry policy)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a trial stands once the outcome's epochs are reported."""
+
+    epoch: int
+    epochs: int
+    should_prune: Callable[[], bool]  # asks the pruner (only after a trained epoch)
+
+
+def decide(outcome: Outcome, trial: Progress, spec: StudyConfig) -> Decision:
+    """A lost actor fails the trial and retries it; an error, a non-finite epoch or a free
+    phase left further than ``spec.max_residual`` from its fixed point fails it; then it is
+    complete after its last epoch, pruned if the pruner says so, else it goes on."""
+    if isinstance(outcome, Lost):
+        return Decision(Verdict.FAIL, f"actor died ({outcome.why})", retry=True)
+    if isinstance(outcome, Raised):
+        return Decision(Verdict.FAIL, outcome.message)
+    if isinstance(outcome, Trained):
+        if outcome.status == Status.NON_FINITE:
+            return Decision(Verdict.FAIL, f"diverged: {outcome.reason}")
+        residual = outcome.free_residual
+        if residual is not None and residual > spec.max_residual:
+            why = f"free phase did not converge (residual {residual:.3g} > {spec.max_residual})"
+            return Decision(Verdict.FAIL, why)
+    if trial.epoch >= trial.epochs:
+        return Decision(Verdict.COMPLETE)
+    if isinstance(outcome, Trained) and trial.should_prune():
+        return Decision(Verdict.PRUNE)
+    return Decision(Verdict.CONTINUE)

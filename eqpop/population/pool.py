@@ -1,0 +1,75 @@
+"""The study's actors: one ``TrialActor`` per slot, started once and restarted by Ray when its
+process dies (``max_restarts=-1``, no task retries). Every call's result comes back through
+``outcome``, which turns Ray's errors into typed outcomes; an actor that died takes no trial
+until it answers a ping."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import ray
+from ray.exceptions import RayActorError, RayTaskError
+
+from eqpop.config import TrainConfig
+from eqpop.population.actor import LostTrial, TrialActor
+from eqpop.population.outcome import Lost, Outcome, Raised, Started
+from eqpop.population.spec import StudyConfig
+
+
+class ActorPool:
+    def __init__(self, spec: StudyConfig):
+        threads = max(1, int(spec.cpus_per_actor))
+        options = dict(
+            num_cpus=spec.cpus_per_actor,
+            num_gpus=spec.gpus_per_actor,
+            max_restarts=-1,
+            max_task_retries=0,
+        )
+        self.actors = [TrialActor.options(**options).remote(threads) for _ in range(spec.actors)]
+        self.free = list(range(spec.actors))  # actors with no trial, ready for one
+        self.pings: dict[ray.ObjectRef, int] = {}  # actors coming back after a restart
+        self.pids: dict[int, int] = {}  # process of each actor, as its last trial start said
+
+    def start(self, actor: int, cfg: TrainConfig, run_dir: str, probe: dict[str, Any]):
+        return self.actors[actor].start.remote(cfg.model_dump_json(), run_dir, probe)
+
+    def epoch(self, actor: int):
+        return self.actors[actor].epoch.remote()
+
+    def outcome(self, ref: ray.ObjectRef, actor: int) -> Outcome:
+        """The call's result, or why there is none: a dead or blank-restarted actor is Lost
+        (and revived), an error in the trial is Raised."""
+        try:
+            result = ray.get(ref)
+        except (RayActorError, RayTaskError) as err:
+            cause = getattr(err, "cause", None) or err
+            if isinstance(err, RayActorError) or isinstance(cause, LostTrial):
+                self.revive(actor)
+                return Lost(type(cause).__name__)
+            return Raised(f"{type(cause).__name__}: {cause}".splitlines()[0])
+        if isinstance(result, Started):
+            self.pids[actor] = result.pid
+        return result
+
+    def revive(self, actor: int) -> None:
+        """Calls made while Ray restarts an actor fail: ping it until it answers."""
+        self.pings[self.actors[actor].pid.remote()] = actor
+
+    def wait(self, refs: list[ray.ObjectRef], timeout: float) -> list[ray.ObjectRef]:
+        """The first of ``refs`` to be ready (or none after ``timeout`` seconds); actors that
+        answer their ping meanwhile go back to ``free``."""
+        ready, _ = ray.wait([*refs, *self.pings], num_returns=1, timeout=timeout)
+        for ref in [r for r in ready if r in self.pings]:
+            actor = self.pings.pop(ref)
+            try:
+                ray.get(ref)
+                self.free.append(actor)
+            except RayActorError:
+                time.sleep(0.2)  # still restarting
+                self.revive(actor)
+        return [r for r in ready if r in refs]
+
+    def shutdown(self) -> None:
+        for actor in self.actors:
+            ray.kill(actor)

@@ -1,0 +1,103 @@
+"""Everything a study writes besides its Optuna storage: the three Parquet datasets and the two
+JSON files, ``study.json`` (what the study is, with its base training config and the
+description of every estimator) and ``summary.json`` (what the last driver run did).
+
+Nothing lost, nothing doubled: a finished trial's metrics and comparisons are flushed *before*
+Optuna is told that it ended and its trial row is written *after*, so a restarted driver adds
+the trial rows it finds missing and never writes a (trial, epoch) twice.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from optuna.trial import FrozenTrial
+
+from eqpop.config import TrainConfig
+from eqpop.estimators import registry
+from eqpop.io import atomic_write
+from eqpop.population.spec import StudyConfig
+from eqpop.population.storage import mask_password
+from eqpop.population.writer import PartWriter, read_column
+from eqpop.reports import schema
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return moment.astimezone(timezone.utc) if moment is not None else None
+
+
+def write_json(path: Path, values: dict[str, Any]) -> None:
+    text = json.dumps(values, indent=1)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+class Sink:
+    def __init__(self, spec: StudyConfig, base: TrainConfig, params: dict[str, pa.DataType]):
+        self.spec, self.base, self.params = spec, base, params
+        self.out = Path(spec.out)
+        schemas = {
+            schema.TRIALS: schema.trials_schema(params),
+            schema.METRICS: schema.metrics_schema(base.n_layers),
+            schema.COMPARISONS: schema.comparisons_schema(),
+        }
+        self.writer = PartWriter(self.out, schemas, spec.flush_seconds)
+
+    def describe(self) -> None:
+        """``study.json``: the study (storage printed without its password), the training
+        config its trials start from and the estimators' descriptions for the reports."""
+        described = self.spec.model_dump(mode="json")
+        described["storage"] = mask_password(self.spec.storage_url)
+        described["train_config"] = self.base.model_dump(mode="json")
+        described["methods"] = registry.describe()
+        write_json(self.out / "study.json", described)
+
+    def epoch(self, trial: int, record: dict[str, Any], resumed: bool) -> None:
+        row = {k: v for k, v in record.items() if k != "epoch"}
+        keys = {"study": self.spec.name, "trial": trial, "epoch": int(record["epoch"])}
+        self.writer.add(schema.METRICS, [{**keys, "resumed": resumed, **row}])
+
+    def comparisons(self, trial: int, epoch: int, rows: list[dict[str, Any]]) -> None:
+        keys = {"study": self.spec.name, "trial": trial, "epoch": epoch}
+        self.writer.add(schema.COMPARISONS, [{**keys, **row} for row in rows])
+
+    def trial(self, frozen: FrozenTrial) -> None:
+        """A finished trial's row, written at once (after Optuna recorded the end)."""
+        start, end = frozen.datetime_start, frozen.datetime_complete
+        attrs = frozen.user_attrs
+        row = {
+            "study": self.spec.name,
+            "trial": frozen.number,
+            "state": frozen.state.name,
+            "value": frozen.value,
+            "epochs": frozen.last_step,
+            "duration_s": (end - start).total_seconds() if start and end else None,
+            "fail_reason": attrs.get("fail_reason"),
+            "retry_of": attrs.get("retry_of"),
+            "attempt": attrs.get("attempt", 0),
+            "actor": attrs.get("actor"),
+            "started": _utc(start),
+            "finished": _utc(end),
+            **{f"param_{k}": frozen.params.get(k) for k in self.params},
+        }
+        self.writer.add(schema.TRIALS, [row])
+        self.writer.flush()
+
+    def missing_trials(self, done: list[FrozenTrial]) -> None:
+        """Rows for finished trials a stopped driver had no time to write."""
+        written = set(read_column(self.out, schema.TRIALS, "trial"))
+        for frozen in done:
+            if frozen.number not in written:
+                self.trial(frozen)
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def maybe_flush(self) -> None:
+        self.writer.maybe_flush()
+
+    def summary(self, values: dict[str, Any]) -> None:
+        write_json(self.out / "summary.json", values)

@@ -1,0 +1,133 @@
+"""The Optuna side of a study: where it is stored (a journal file, or any RDB URL, printed
+without its password), how its trials are asked, told and failed with a reason, how a driver
+restarted after a crash recovers the trials it left running, and the retry policy.
+
+Optuna's public API only: trials are addressed by number, through the storage's own lookups.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from eqpop.population.spec import StudyConfig
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+DONE = (*FINISHED, TrialState.FAIL)
+
+
+def mask_password(url: str) -> str:
+    """A storage URL fit to print: ``user:secret@`` becomes ``user:***@``."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """An SQLAlchemy URL (``sqlite:///...``, ``postgresql://...``) or a journal file path."""
+    if "://" in url:
+        return optuna.storages.RDBStorage(url)
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    Path(url).parent.mkdir(parents=True, exist_ok=True)
+    return JournalStorage(JournalFileBackend(url))
+
+
+def make_sampler(spec: StudyConfig) -> optuna.samplers.BaseSampler:
+    if spec.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=spec.seed)
+    startup = min(10, max(4, spec.trials // 3))
+    return optuna.samplers.TPESampler(seed=spec.seed, n_startup_trials=startup, constant_liar=True)
+
+
+def make_pruner(spec: StudyConfig, epochs: int) -> optuna.pruners.BasePruner:
+    first = max(1, spec.pruner_warmup)
+    if spec.pruner == "median":
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=spec.pruner_startup, n_warmup_steps=spec.pruner_warmup
+        )
+    if spec.pruner == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=first)
+    if spec.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=first, max_resource=epochs)
+    return optuna.pruners.NopPruner()
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """A trial whose actor (or driver) died runs again with the same parameters in the same run
+    folder, so it resumes from its last checkpoint, at most ``max_retries`` times (Optuna's
+    ``RetryFailedTrialCallback``, with the run folder carried along): user attributes ``run``
+    (the folder), ``retry_of`` (the trial it re-runs) and ``attempt``."""
+
+    max_retries: int
+
+    def requeue(self, study: optuna.Study, frozen: FrozenTrial) -> bool:
+        attempt = int(frozen.user_attrs.get("attempt", 0))
+        if attempt >= self.max_retries:
+            return False
+        run = int(frozen.user_attrs.get("run", frozen.number))
+        attrs = {"run": run, "retry_of": frozen.number, "attempt": attempt + 1}
+        study.enqueue_trial(frozen.params, user_attrs=attrs)
+        return True
+
+
+class TrialStore:
+    """One study in its storage: created on first use, continued by every later driver."""
+
+    def __init__(self, spec: StudyConfig, epochs: int):
+        self.storage = open_storage(spec.storage_url)
+        self.study = optuna.create_study(
+            study_name=spec.name,
+            storage=self.storage,
+            direction="minimize",
+            sampler=make_sampler(spec),
+            pruner=make_pruner(spec, epochs),
+            load_if_exists=True,
+        )
+        self.study_id = self.storage.get_study_id_from_name(spec.name)
+        self.retry = RetryPolicy(spec.max_retries)
+
+    def trials(self, states: tuple[TrialState, ...]) -> list[FrozenTrial]:
+        return self.study.get_trials(deepcopy=False, states=states)
+
+    def finished(self) -> int:
+        """Complete and pruned trials: what the study's budget counts."""
+        return len(self.trials(FINISHED))
+
+    def ask(self, actor: int) -> optuna.Trial:
+        """The next trial (a re-queued one first), labelled with its actor and run folder."""
+        trial = self.study.ask()
+        trial.set_user_attr("actor", actor)
+        trial.set_user_attr("run", int(trial.user_attrs.get("run", trial.number)))
+        return trial
+
+    def frozen(self, number: int) -> FrozenTrial:
+        trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
+        return self.storage.get_trial(trial_id)
+
+    def tell(self, number: int, state: TrialState, value: float | None = None) -> FrozenTrial:
+        """End a trial (COMPLETE with its value, or PRUNED); returns it as stored."""
+        self.study.tell(number, value if state == TrialState.COMPLETE else None, state=state)
+        return self.frozen(number)
+
+    def fail(self, number: int, reason: str) -> FrozenTrial:
+        """Fail a trial with its reason (set before it finishes: attributes freeze then)."""
+        trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
+        self.storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+        self.study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+        return self.frozen(number)
+
+    def requeue(self, frozen: FrozenTrial) -> bool:
+        return self.retry.requeue(self.study, frozen)
+
+    def recover(self) -> list[tuple[int, bool]]:
+        """Fail the trials a stopped driver left RUNNING and re-queue them under the retry
+        policy: (trial number, re-queued) for each."""
+        stale = self.trials((TrialState.RUNNING,))
+        return [
+            (t.number, self.requeue(self.fail(t.number, "driver stopped while the trial ran")))
+            for t in stale
+        ]
