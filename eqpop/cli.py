@@ -30,17 +30,11 @@ def _list_of(kind: Callable[[str], float | int]) -> Callable[[str], tuple]:
     return parse
 
 
-def _add_compare(sub) -> None:
+def _add_compare(p: argparse.ArgumentParser) -> None:
     from eqpop.compare import CompareConfig
     from eqpop.nets import NETS
 
     d = CompareConfig.__dataclass_fields__
-    p = sub.add_parser(
-        "compare",
-        help="every estimator on one net and one batch, over |beta| and N (Fig. 2a-b)",
-        description="Estimate with rbp, exact, classic, hep and hep_continuous on one batch of the "
-        "bundled digits and write one Parquet row per (method, beta, n_points, layer).",
-    )
     p.add_argument("--net", choices=list(NETS), default=d["net"].default)
     p.add_argument(
         "--hidden",
@@ -131,13 +125,7 @@ _TRAIN_FLAGS: dict[str, Callable[[str], object]] = {
 }
 
 
-def _add_train(sub) -> None:
-    p = sub.add_parser(
-        "train",
-        help="train one network with one estimator; one metrics row per epoch",
-        description="Train one equilibrium network. The config is built from --preset, then "
-        "--config, then the flags, then --set key=value; it is checked before anything runs.",
-    )
+def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", help="named paper setting, e.g. digits-mlp, cifar10-conv")
     p.add_argument("--config", type=Path, help="TOML or YAML file of config fields")
     for name, kind in _TRAIN_FLAGS.items():
@@ -202,14 +190,7 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_study(sub) -> None:
-    p = sub.add_parser(
-        "study",
-        help="a population of trainings searched by Optuna on Ray actors (Parquet + storage)",
-        description="Run or continue a study: Ray actors train one trial each, epoch by epoch, "
-        "Optuna (ask/tell) chooses the next setting and prunes; trials, metrics and estimator "
-        "comparisons stream to reports/<study>/. Re-running the same command continues it.",
-    )
+def _add_study(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "study",
         nargs="?",
@@ -248,14 +229,7 @@ def _run_study(args: argparse.Namespace) -> int:
     return run_study_command(args)
 
 
-def _add_report(sub) -> None:
-    p = sub.add_parser(
-        "report",
-        help="the papers' tables and figures, and report.html, from studies and runs",
-        description="Read one or more study folders, eqpop train run folders or eqpop compare "
-        "outputs (or a folder holding several) and write Markdown/CSV tables, PNG figures and "
-        "a self-contained report.html. Works on a study that is still running.",
-    )
+def _add_report(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     p.add_argument("--out", type=Path, help="where to write (default PATH/report)")
     p.set_defaults(run=_run_report)
@@ -280,19 +254,53 @@ def script_main(study: str, argv: list[str]) -> int:
     return main(["study", study, *argv, *address])
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: sub-command -> (one-line help, description, what adds its arguments)
+COMMANDS: dict[str, tuple[str, str, Callable[[argparse.ArgumentParser], None]]] = {
+    "compare": (
+        "every estimator on one net and one batch, over |beta| and N (Fig. 2a-b)",
+        "Estimate with every registered estimator on one batch of the bundled digits and write "
+        "one Parquet row per (method, beta, n_points, layer).",
+        _add_compare,
+    ),
+    "train": (
+        "train one network with one estimator; one metrics row per epoch",
+        "Train one equilibrium network. The config is built from --preset, then --config, then "
+        "the flags, then --set key=value; it is checked before anything runs.",
+        _add_train,
+    ),
+    "study": (
+        "a population of trainings searched by Optuna on Ray actors (Parquet + storage)",
+        "Run or continue a study: Ray actors train one trial each, epoch by epoch, Optuna "
+        "(ask/tell) chooses the next setting and prunes; trials, metrics and estimator "
+        "comparisons stream to reports/<study>/. Re-running the same command continues it.",
+        _add_study,
+    ),
+    "report": (
+        "the papers' tables and figures, and report.html, from studies and runs",
+        "Read one or more study folders, eqpop train run folders or eqpop compare outputs (or a "
+        "folder holding several) and write Markdown/CSV tables, PNG figures and a "
+        "self-contained report.html. Works on a study that is still running.",
+        _add_report,
+    ),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Every sub-command; given ``command``, the others without their arguments, so that a
+    command imports only what it needs (``eqpop report`` neither torch nor Ray)."""
     parser = _Parser(prog="eqpop", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    _add_compare(sub)
-    _add_train(sub)
-    _add_study(sub)
-    _add_report(sub)
+    for name, (summary, description, add_arguments) in COMMANDS.items():
+        p = sub.add_parser(name, help=summary, description=description)
+        if command in (None, name):
+            add_arguments(p)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(argv[0] if argv and argv[0] in COMMANDS else None).parse_args(argv)
     except SystemExit as stop:  # usage errors (exit 2) and --help (exit 0) as return codes
         return int(stop.code or 0)
     from eqpop.errors import printable

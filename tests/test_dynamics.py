@@ -3,6 +3,8 @@ import torch
 from conftest import steps_for, tiny_batch, tiny_net
 
 from eqpop import settle
+from eqpop.dynamics import Status
+from eqpop.estimators.base import solve_linear
 
 
 @pytest.mark.parametrize("beta", [0.0, 0.3, 0.3j, 0.2 - 0.2j])
@@ -36,3 +38,35 @@ def test_tol_stops_early_and_steps_are_validated():
         settle(net, x, steps=0)
     with pytest.raises(ValueError, match="targets"):
         settle(net, x, beta=0.1, steps=5)
+
+
+def test_a_phase_says_how_it_ended_without_asking_the_host():
+    net = tiny_net("mlp")
+    x, _ = tiny_batch("mlp")
+    reached, cut, fixed = (settle(net, x, steps=s, tol=t) for s, t in [(1000, 1e-6), (3, 1e-6),
+                                                                         (3, None)])  # fmt: skip
+    assert isinstance(reached.status, torch.Tensor) and reached.status.dim() == 0
+    assert [int(s.status) for s in (reached, cut, fixed)] == [
+        Status.OK,
+        Status.MAX_STEPS,
+        Status.OK,
+    ]
+    broken = settle(net, torch.full_like(x, float("nan")), steps=3)
+    assert int(broken.status) == Status.NON_FINITE
+    assert broken.phase.steps == 3 and torch.isnan(broken.phase.residual)
+
+
+def test_a_linear_iteration_that_grows_stops_before_it_grew():
+    contracting = torch.tensor([[0.5, 0.5]], dtype=torch.float64)
+    source = (torch.tensor([[1.0, 1e-6]], dtype=torch.float64),)
+    converged, phase = solve_linear(lambda w: (contracting * w[0],), source, 500, rtol=1e-12)
+    assert int(phase.status) == Status.OK and phase.steps < 500
+    torch.testing.assert_close(converged[0], 2 * source[0])
+    _, capped = solve_linear(lambda w: (contracting * w[0],), source, 20, rtol=0.0)
+    assert int(capped.status) == Status.MAX_STEPS and capped.steps == 20
+    # one direction contracts (0.9), one expands (-1.1) from a tiny start: the change first
+    # shrinks, then grows once the expanding part dominates; the iteration stops there
+    mixed = torch.tensor([[0.9, -1.1]], dtype=torch.float64)
+    grown, phase = solve_linear(lambda w: (mixed * w[0],), source, 1000, rtol=1e-12)
+    assert int(phase.status) == Status.GREW and 40 < phase.steps < 200
+    assert abs(float(grown[0][0, 0]) - 10) < 0.1 and abs(float(grown[0][0, 1])) < 1e-3

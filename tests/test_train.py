@@ -4,6 +4,8 @@ homeostasis, Init-EP, divergence."""
 from __future__ import annotations
 
 import math
+import random
+import traceback
 
 import pandas as pd
 import pytest
@@ -15,7 +17,7 @@ from eqpop.data.base import Split
 from eqpop.dynamics import settle
 from eqpop.estimators import registry
 from eqpop.nets import LayeredMLP, OutputFeedbackMLP
-from eqpop.train import CHECKPOINT, METRICS, PREVIOUS, Diverged, Trainer
+from eqpop.train import CHECKPOINT, METRICS, PREVIOUS, Diverged, EpochTally, Trainer
 
 REQUIRED = [
     "epoch",
@@ -188,3 +190,58 @@ def test_conv_net_trains_with_layer_scales_homeostasis_and_init_ep():
     rec = Trainer(cfg, None, data).run_epoch()
     assert math.isfinite(rec["train_loss"]) and {"weight_angle_l0", "cos_rbp_l1"} <= set(rec)
     assert math.isfinite(rec["val_error_forward"]) and math.isfinite(rec["homeo_loss"])
+
+
+def _count_reads(monkeypatch) -> list[str]:
+    """Every tensor value read on the host (``item``, ``tolist``, ``float``, ``int``, ``bool``)
+    outside torch's own optimisers (Adam reads its CPU step counter), by the function that
+    read it."""
+    reads: list[str] = []
+    for name in ("item", "tolist", "__float__", "__int__", "__bool__"):
+        original = getattr(torch.Tensor, name)
+
+        def read(self, *args, _original=original, **kwargs):
+            stack = traceback.extract_stack()[:-1]
+            if not any("torch/optim" in frame.filename for frame in stack):
+                reads.append(stack[-1].name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, read)
+    return reads
+
+
+@pytest.mark.parametrize("method, extra", [
+    ("hep", dict(n_points=4, lambda_homeo=0.5, init_ep=True)),
+    ("classic", dict(random_sign=True)),
+    ("hep_continuous", {}),
+])  # fmt: skip
+def test_an_epochs_training_reads_the_device_once(small, monkeypatch, method, extra):
+    """A training step leaves everything it adds up (loss, errors, homeostasis, residuals,
+    statuses, non-finite flags, imag_ratio) on the device; the epoch reads it in one go after
+    its last batch, however many there are. (Evaluation and the per-epoch measurements read
+    their own results once each; RBP's and exact's linear iterations still check convergence
+    on the host every 10 steps.)"""
+    reads = _count_reads(monkeypatch)
+    trainer = Trainer(tiny(method=method, epochs=2, **extra), None, small)
+    tally = EpochTally(trainer.device)
+    trainer.train_step(*next(iter(trainer.batches)), tally)
+    assert reads == []
+    monkeypatch.setattr(trainer, "evaluate", dict)
+    monkeypatch.setattr(trainer, "measure", dict)
+    trainer.run_epoch()
+    assert len(trainer.batches) == 6 and reads == ["read"]
+
+
+def test_the_trainer_leaves_the_global_random_state_alone(small):
+    """Each run owns its generators: building and training one neither reads nor moves
+    torch's or Python's global streams, and interleaving two runs changes neither."""
+    torch_state, python_state = torch.get_rng_state(), random.getstate()
+    alone = Trainer(tiny(epochs=1, lambda_homeo=0.5, random_sign=True), None, small)
+    alone.run_epoch()
+    assert torch.equal(torch.get_rng_state(), torch_state) and random.getstate() == python_state
+    a = Trainer(tiny(epochs=1, lambda_homeo=0.5, random_sign=True), None, small)
+    b = Trainer(tiny(epochs=1, lambda_homeo=0.5, random_sign=True, seed=1), None, small)
+    b.run_epoch()
+    a.run_epoch()
+    for p, q in zip(alone.net.parameters(), a.net.parameters()):
+        assert torch.equal(p, q)

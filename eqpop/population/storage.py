@@ -10,11 +10,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from eqpop.population.spec import StudyConfig
+if TYPE_CHECKING:  # the spec imports the training config and with it torch; reports do not
+    from eqpop.population.spec import StudyConfig
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 DONE = (*FINISHED, TrialState.FAIL)

@@ -95,6 +95,7 @@ def _train_run(root: Path, found: _Found) -> None:
         "state": "COMPLETE" if len(metrics) == cfg["epochs"] else "RUNNING",
         "value": metrics.val_error.iloc[-1] if len(metrics) else None,
         "epochs": len(metrics),
+        "duration_s": metrics.seconds.sum() if len(metrics) else None,
         **{f"param_{k}": cfg.get(k) for k in keys},
     }
     found.add(TRIALS, pd.DataFrame([trial]))

@@ -23,7 +23,7 @@ def beta_bins(betas: pd.Series) -> pd.Series:
 def latest(frame: pd.DataFrame) -> pd.DataFrame:
     """Per (study, trial), the rows of its last epoch; rows without an epoch (a compare run
     measures once) are all kept."""
-    if frame.empty:
+    if frame.empty or "epoch" not in frame:
         return frame
     single = frame.epoch.isna()
     keyed = frame[~single]

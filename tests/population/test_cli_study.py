@@ -3,6 +3,7 @@ SIGKILL and started again with the same command finishes the study, nothing lost
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -140,3 +141,26 @@ def test_more_gpus_than_ray_has_is_refused(ray_address, tmp_path, capsys):
         ]
     )
     assert code == 2 and "gpus_per_actor" in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.parametrize("limits, why", [
+    (dict(max_failures_in_row=3), r"\d+ trials failed in a row"),
+    (dict(timeout=1.0), r"the time budget ran out and all \d+ trials failed"),
+])  # fmt: skip
+def test_a_study_whose_trials_keep_failing_stops_with_the_reason(
+    ray_address, tmp_path, capsys, limits, why
+):
+    """Every trial fails (its free phase cannot reach a residual of 1e-12): the study stops by
+    itself, with one line naming the most frequent reason and exit 1, keeping what it wrote."""
+    spec = tiny_study(tmp_path, trials=4, max_residual=1e-12, **limits)
+    path = tmp_path / "failing.yaml"
+    path.write_text(yaml.safe_dump(spec.model_dump(mode="json", exclude={"out", "address"})))
+    code = main(["study", str(path), "--out", str(spec.out), "--address", ray_address, "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1, err
+    assert re.search(why, err[0]) and "free phase did not converge" in err[0], err[0]
+    study = optuna.load_study(study_name=spec.name, storage=open_storage(spec.storage_url))
+    failed = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert failed and len(failed) == len(study.trials) <= 3 + spec.actors
+    frames = {d: pd.read_parquet(spec.out / d) for d in ("trials", "metrics")}  # no probe ran
+    assert_parquet_agrees(study, frames)

@@ -116,3 +116,16 @@ def test_an_sqlalchemy_url_works_as_storage(ray_address, tmp_path):
     assert run_study(spec, progress=False).counts == {"COMPLETE": 2}
     assert_parquet_agrees(*load(spec))
     assert not (spec.out / "optuna.journal").exists()
+
+
+def test_trials_of_a_method_without_a_free_phase_complete(ray_address, tmp_path):
+    """hep_continuous has no free phase: its epochs carry no free residual, which is no reason
+    to fail the trial (it was, when a NaN residual was compared with max_residual)."""
+    space = {"method": {"choices": ["hep_continuous"]}, "lr": {"low": 0.02, "high": 0.2}}
+    spec = tiny_study(tmp_path, trials=2, pruner="none", space=space)
+    summary = run_study(spec, progress=False)
+    study, frames = load(spec)
+    assert summary.counts == {"COMPLETE": 2} and summary.stopped is None
+    assert set(frames["trials"].param_method) == {"hep_continuous"}
+    assert frames["metrics"].residual.isna().all() and len(frames["metrics"]) == 6
+    assert_parquet_agrees(study, frames)

@@ -1,0 +1,55 @@
+"""The rule that decides a trial's fate, on typed outcomes, without Ray or Optuna."""
+
+from __future__ import annotations
+
+import pytest
+from tiny_study import tiny_study
+
+from eqpop.dynamics import Status
+from eqpop.population.outcome import (
+    Lost,
+    Progress,
+    Raised,
+    Started,
+    Trained,
+    Verdict,
+    decide,
+)
+
+
+def trained(status=Status.OK, free_residual: float | None = 1e-3, reason="") -> Trained:
+    record = None if status == Status.NON_FINITE else {"epoch": 1, "val_error": 0.5}
+    return Trained(record, [], 1.0, status, free_residual, reason)
+
+
+def progress(epoch=1, epochs=3, prune=False) -> Progress:
+    return Progress(epoch, epochs, lambda: prune)
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory):
+    return tiny_study(tmp_path_factory.mktemp("s"), max_residual=0.5)
+
+
+@pytest.mark.parametrize("outcome, trial, verdict, reason, retry", [
+    (trained(), progress(), Verdict.CONTINUE, "", False),
+    (trained(), progress(epoch=3), Verdict.COMPLETE, "", False),
+    (trained(), progress(prune=True), Verdict.PRUNE, "", False),
+    (trained(), progress(epoch=3, prune=True), Verdict.COMPLETE, "", False),
+    # no free phase (hep_continuous): nothing to compare with max_residual, the trial goes on
+    (trained(free_residual=None), progress(), Verdict.CONTINUE, "", False),
+    (trained(Status.MAX_STEPS), progress(), Verdict.CONTINUE, "", False),
+    (trained(Status.GREW), progress(), Verdict.CONTINUE, "", False),
+    (trained(free_residual=0.7), progress(), Verdict.FAIL, "free phase did not converge", False),
+    (trained(Status.NON_FINITE, None, "epoch 1: non-finite gradient"), progress(),
+     Verdict.FAIL, "diverged: epoch 1: non-finite gradient", False),
+    (Lost("RayActorError"), progress(), Verdict.FAIL, "actor died (RayActorError)", True),
+    (Raised("RuntimeError: boom"), progress(), Verdict.FAIL, "RuntimeError: boom", False),
+    # a started trial is never pruned (no new epoch); resumed at its end it is complete
+    (Started(1, []), progress(epoch=0, prune=True), Verdict.CONTINUE, "", False),
+    (Started(1, [{}, {}, {}]), progress(epoch=3), Verdict.COMPLETE, "", False),
+])  # fmt: skip
+def test_decide(spec, outcome, trial, verdict, reason, retry):
+    decision = decide(outcome, trial, spec)
+    assert decision.verdict is verdict and decision.reason.startswith(reason)
+    assert decision.retry is retry
