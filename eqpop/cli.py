@@ -84,21 +84,8 @@ def _run_compare(args: argparse.Namespace) -> int:
     from eqpop.compare import CompareConfig, run_compare, summary
     from eqpop.io import write_parquet_atomic
 
-    cfg = CompareConfig(
-        net=args.net,
-        hidden=args.hidden,
-        symmetric=args.symmetric,
-        asymmetry_angle=args.asymmetry_angle,
-        batch=args.batch,
-        betas=args.betas,
-        n_points=args.n_points,
-        steps=args.steps,
-        nudge_steps=args.nudge_steps,
-        periods=args.periods,
-        steps_per_point=args.steps_per_point,
-        seed=args.seed,
-        out=args.out,
-    )
+    fields = CompareConfig.__dataclass_fields__
+    cfg = CompareConfig(**{k: v for k, v in vars(args).items() if k in fields})
     frame = run_compare(cfg, progress=not args.quiet)
     write_parquet_atomic(frame, cfg.out)
     if not args.quiet:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from eqpop.population.spec import StudyConfig, build_study
 
 
@@ -31,3 +33,9 @@ def tiny_study(tmp_path, **kw) -> StudyConfig:
         probe={"every": 2, "batch": 8, "betas": [0.5], "n_points": [2]},
     )
     return build_study(**{**values, **kw})
+
+
+def study_command(path, out, address) -> list[str]:
+    """``eqpop study`` on a study file, as a separate driver process joining ``address``."""
+    cli = [sys.executable, "-m", "eqpop.cli", "study", str(path), "--out", str(out)]
+    return [*cli, "--address", address, "--quiet"]

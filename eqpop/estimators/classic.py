@@ -30,12 +30,5 @@ def classic(
     return finish(net, x, y, free, error, start, nudge=nudged.phase)
 
 
-register(
-    Method(
-        "classic",
-        classic,
-        config={"beta": "beta", "steps": "t_free", "nudge_steps": "t_nudge"},
-        cost="t_free + t_nudge",
-        order=10,
-    )
-)
+_CONFIG = {"beta": "beta", "steps": "t_free", "nudge_steps": "t_nudge"}
+register(Method("classic", classic, _CONFIG, cost="t_free + t_nudge", order=10))

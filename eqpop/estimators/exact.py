@@ -44,13 +44,5 @@ def exact(
     return finish(net, x, y, free, error, start, linear=tangent)
 
 
-register(
-    Method(
-        "exact",
-        exact,
-        config={"steps": "t_free", "tangent_steps": "adjoint_steps"},
-        cost="2 * t_free",
-        order=40,
-        truth="d_beta",
-    )
-)
+_CONFIG = {"steps": "t_free", "tangent_steps": "adjoint_steps"}
+register(Method("exact", exact, _CONFIG, cost="2 * t_free", order=40, truth="d_beta"))

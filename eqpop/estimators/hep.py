@@ -78,17 +78,5 @@ def hep(
 
 
 # N/2 + 1 points are settled (the others are their conjugates), each for t_nudge steps
-register(
-    Method(
-        "hep",
-        hep,
-        config={
-            "beta": "beta",
-            "n_points": "n_points",
-            "steps": "t_free",
-            "nudge_steps": "t_nudge",
-        },
-        cost="t_free + (n_points // 2 + 1) * t_nudge",
-        order=20,
-    )
-)
+_CONFIG = {"beta": "beta", "n_points": "n_points", "steps": "t_free", "nudge_steps": "t_nudge"}
+register(Method("hep", hep, _CONFIG, cost="t_free + (n_points // 2 + 1) * t_nudge", order=20))

@@ -68,17 +68,7 @@ def hep_continuous(
     return Estimate(error, grads, stats)
 
 
-register(
-    Method(
-        "hep_continuous",
-        hep_continuous,
-        config={
-            "beta": "beta",
-            "n_points": "n_points",
-            "periods": "periods",
-            "steps_per_point": "steps_per_point",
-        },
-        cost="periods * n_points * steps_per_point",
-        order=30,
-    )
-)
+# a period: N values of beta, each held for steps_per_point steps
+_CONFIG = {k: k for k in ("beta", "n_points", "periods", "steps_per_point")}
+_COST = "periods * n_points * steps_per_point"
+register(Method("hep_continuous", hep_continuous, _CONFIG, cost=_COST, order=30))

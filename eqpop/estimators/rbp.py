@@ -37,14 +37,6 @@ def rbp(
     return finish(net, x, y, free, w, start, linear=adjoint)
 
 
-# Its training cost counts the adjoint iteration as long as the free phase.
-register(
-    Method(
-        "rbp",
-        rbp,
-        config={"steps": "t_free", "adjoint_steps": "adjoint_steps"},
-        cost="2 * t_free",
-        order=50,
-        truth="delta",
-    )
-)
+# in training, the adjoint iteration is counted as long as the free phase
+_CONFIG = {"steps": "t_free", "adjoint_steps": "adjoint_steps"}
+register(Method("rbp", rbp, _CONFIG, cost="2 * t_free", order=50, truth="delta"))

@@ -8,13 +8,12 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 
 import yaml
 from optuna.trial import TrialState
 from test_driver import assert_parquet_agrees, load
-from tiny_study import tiny_study
+from tiny_study import study_command, tiny_study
 
 
 def _actor_pids() -> list[int]:
@@ -36,18 +35,7 @@ def test_study_survives_random_kills_of_actors_and_driver(ray_address, tmp_path)
     )
     path = tmp_path / "chaos.yaml"
     path.write_text(yaml.safe_dump(spec.model_dump(mode="json", exclude={"out", "address"})))
-    cmd = [
-        sys.executable,
-        "-m",
-        "eqpop.cli",
-        "study",
-        str(path),
-        "--out",
-        str(spec.out),
-        "--address",
-        ray_address,
-        "--quiet",
-    ]
+    cmd = study_command(path, spec.out, ray_address)
     kills = {"driver": 0, "actor": 0}
     for _ in range(4):  # four driver runs, each losing an actor, then cut short by SIGKILL
         driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 import time
 
 import optuna
@@ -15,7 +14,7 @@ import yaml
 from conftest import assert_usage_error
 from optuna.trial import TrialState
 from test_driver import assert_parquet_agrees, load
-from tiny_study import tiny_study
+from tiny_study import study_command, tiny_study
 
 from eqpop.cli import main
 from eqpop.population.storage import mask_password, open_storage
@@ -90,18 +89,7 @@ def _running(spec) -> bool:
 
 def test_driver_killed_with_sigkill_resumes_with_the_same_command(ray_address, tmp_path):
     spec, path = _study_file(tmp_path)
-    cmd = [
-        sys.executable,
-        "-m",
-        "eqpop.cli",
-        "study",
-        str(path),
-        "--out",
-        str(spec.out),
-        "--address",
-        ray_address,
-        "--quiet",
-    ]
+    cmd = study_command(path, spec.out, ray_address)
     first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and first.poll() is None:
