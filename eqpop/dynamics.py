@@ -10,7 +10,7 @@ from enum import IntEnum
 import torch
 from torch import Tensor
 
-from eqpop.nets.base import EquilibriumNet, State
+from eqpop.nets.base import EquilibriumNet, Inputs, State
 
 
 class Status(IntEnum):
@@ -50,7 +50,8 @@ class Settled:
 
     ``residuals`` is the per-sample RMS change of the state in the last step (the norm of the
     discrete vector field, as the paper uses to tune the number of steps); ``residual`` its
-    largest value, read on the host.
+    largest value, read on the host. ``inputs`` is the batch with its first-layer drive, for
+    the phases that follow on the same batch.
     """
 
     state: State
@@ -58,6 +59,7 @@ class Settled:
     residuals: Tensor
     seconds: float
     status: Tensor
+    inputs: Inputs
 
     @property
     def residual(self) -> float:
@@ -81,7 +83,7 @@ def to_dtype(state: State, dtype: torch.dtype) -> State:
 
 def settle(
     net: EquilibriumNet,
-    x: Tensor,
+    x: Tensor | Inputs,
     y: Tensor | None = None,
     beta: float | complex | Tensor = 0.0,
     steps: int = 100,
@@ -90,6 +92,7 @@ def settle(
 ) -> Settled:
     """Iterate ``net.step`` from ``state`` (default ``net.initial_state(x)``) up to ``steps`` times.
 
+    ``x`` is a batch or its ``Inputs`` (the first-layer drive, computed here once if not given).
     A complex ``beta`` (scalar or one per sample) lifts the state to the complex dtype matching
     ``x``. With ``tol``, stops as soon as the residual falls under it (one host sync a step) and
     ends MAX_STEPS if it never does; without, it never waits for the host.
@@ -97,6 +100,9 @@ def settle(
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     start = time.perf_counter()
+    with torch.no_grad():
+        inputs = net.inputs(x)
+    x = inputs.x
     u = net.initial_state(x) if state is None else state
     complex_beta = torch.is_complex(beta) if isinstance(beta, Tensor) else isinstance(beta, complex)
     if complex_beta and not u[0].is_complex():
@@ -105,11 +111,11 @@ def settle(
     done, ended = 0, Status.OK if tol is None else Status.MAX_STEPS
     with torch.no_grad():
         for done in range(1, steps + 1):
-            new = net.step(u, x, beta, y)
+            new = net.step(u, inputs, beta, y)
             if tol is not None or done == steps:
                 res = residual(new, u)
             u = new
             if tol is not None and res.max().item() < tol:
                 ended = Status.OK
                 break
-    return Settled(u, done, res, time.perf_counter() - start, status(res, ended))
+    return Settled(u, done, res, time.perf_counter() - start, status(res, ended), inputs)

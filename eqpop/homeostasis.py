@@ -15,14 +15,14 @@ import torch
 from torch import Tensor
 
 from eqpop.jacobian import jvp_operator
-from eqpop.nets.base import EquilibriumNet, State
+from eqpop.nets.base import EquilibriumNet, Inputs, State, batch_of, tile
 
 
 def _flat(state: State) -> Tensor:
     return torch.cat([t.flatten(1) for t in state], dim=1)
 
 
-def _field_jacobian(net: EquilibriumNet, x: Tensor, s: State, differentiable: bool):
+def _field_jacobian(net: EquilibriumNet, x: Tensor | Inputs, s: State, differentiable: bool):
     """``v -> J_F v`` at activated state s (``J_F = d drive/ds - I``)."""
     drive_jv = jvp_operator(lambda *a: net.drive(a, x), s, create_graph=differentiable)
     return lambda v: tuple(a - b for a, b in zip(drive_jv(v), v))
@@ -39,28 +39,29 @@ def _probe(like: State, generator: torch.Generator | None, rademacher: bool) -> 
 
 def _quadratic_forms(
     net: EquilibriumNet,
-    x: Tensor,
+    x: Tensor | Inputs,
     state: State,
     n_samples: int,
     generator: torch.Generator | None,
     rademacher: bool,
 ) -> tuple[Tensor, Tensor]:
     """Per-sample Hutchinson estimates of ``tr(J^T J)`` and ``tr(J^2)``, each shape (B,)."""
-    s = tuple(t.detach().repeat(n_samples, *([1] * (t.ndim - 1))) for t in net.activate(state))
-    xs = x.repeat(n_samples, *([1] * (x.ndim - 1)))
+    s = tuple(tile(t.detach(), n_samples) for t in net.activate(state))
+    with torch.no_grad():  # J_F does not depend on the input's drive: no gradient through it
+        xs = net.inputs(x).repeat(n_samples)
     eps = _probe(s, generator, rademacher)
     jac = _field_jacobian(net, xs, s, differentiable=torch.is_grad_enabled())
     j_eps = jac(eps)
     jj_eps = jac(j_eps)
     norm = _flat(j_eps).pow(2).sum(1)
     square = (_flat(eps) * _flat(jj_eps)).sum(1)
-    batch = x.shape[0]
+    batch = batch_of(x).shape[0]
     return norm.reshape(n_samples, batch).mean(0), square.reshape(n_samples, batch).mean(0)
 
 
 def loss(
     net: EquilibriumNet,
-    x: Tensor,
+    x: Tensor | Inputs,
     state: State,
     n_samples: int = 5,
     generator: torch.Generator | None = None,
@@ -80,7 +81,7 @@ def loss(
 
 def symmetry_ratio(
     net: EquilibriumNet,
-    x: Tensor,
+    x: Tensor | Inputs,
     state: State,
     n_samples: int = 64,
     generator: torch.Generator | None = None,

@@ -194,9 +194,12 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         for name, p in self.net.named_parameters():
             p.grad = est.grads[name].clone()
-        state = free.state if free is not None else settle(self.net, x, steps=cfg.t_free).state
+        settled = free if free is not None else settle(self.net, x, steps=cfg.t_free)
+        state = settled.state
         if cfg.lambda_homeo > 0:
-            h = homeostasis.loss(self.net, x, state, cfg.homeo_samples, generator=self.noise)
+            h = homeostasis.loss(
+                self.net, settled.inputs, state, cfg.homeo_samples, generator=self.noise
+            )
             (cfg.lambda_homeo * h).backward()
             tally.homeo += h.detach().double()
         tally.add(est, free, [p.grad for p in self.net.parameters() if p.grad is not None], state)

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from eqpop.dynamics import Phase, Settled, Status, residual, settle, status
-from eqpop.nets.base import EquilibriumNet, State
+from eqpop.nets.base import EquilibriumNet, Inputs, State, batch_of
 
 PHASES = ("free", "nudge", "linear")
 
@@ -82,7 +82,7 @@ class Estimate:
 
 def free_phase(
     net: EquilibriumNet,
-    x: Tensor,
+    x: Tensor | Inputs,
     steps: int,
     free: Settled | None = None,
     tol: float | None = None,
@@ -107,7 +107,7 @@ def activated_tangent(net: EquilibriumNet, state: State, tangent: State) -> Stat
 
 def parameter_grads(
     net: EquilibriumNet,
-    x: Tensor,
+    x: Tensor | Inputs,
     y: Tensor,
     state: State,
     error: State,
@@ -123,6 +123,7 @@ def parameter_grads(
     readout = {k: named[k] for k in net.readout_names if k in named}
     dynamic = {k: p for k, p in named.items() if k not in readout}
     s = tuple(t.detach() for t in (net.activate(state) if activated is None else activated))
+    x = batch_of(x)  # the first-layer drive is differentiated here, so from the raw batch
     batch = x.shape[0]
     with torch.enable_grad():
         out = net.drive(s, x)
@@ -194,7 +195,7 @@ def solve_linear(
 
 def finish(
     net: EquilibriumNet,
-    x: Tensor,
+    x: Tensor | Inputs,
     y: Tensor,
     free: Settled,
     error: State,

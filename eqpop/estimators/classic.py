@@ -9,12 +9,12 @@ from torch import Tensor
 from eqpop.dynamics import Settled, settle
 from eqpop.estimators.base import Estimate, finish, free_phase
 from eqpop.estimators.registry import Method, register
-from eqpop.nets.base import EquilibriumNet
+from eqpop.nets.base import EquilibriumNet, Inputs
 
 
 def classic(
     net: EquilibriumNet,
-    x: Tensor,
+    x: Tensor | Inputs,
     y: Tensor,
     *,
     beta: float = 0.1,
@@ -24,7 +24,7 @@ def classic(
 ) -> Estimate:
     free = free_phase(net, x, steps, free)
     start = time.perf_counter()
-    nudged = settle(net, x, y, beta=beta, steps=nudge_steps, state=free.state)
+    nudged = settle(net, free.inputs, y, beta=beta, steps=nudge_steps, state=free.state)
     s0, sb = net.activate(free.state), net.activate(nudged.state)
     error = tuple(-(b - a) / beta for a, b in zip(s0, sb))
     return finish(net, x, y, free, error, start, nudge=nudged.phase)

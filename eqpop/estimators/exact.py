@@ -18,12 +18,12 @@ from eqpop.estimators.base import (
 )
 from eqpop.estimators.registry import Method, register
 from eqpop.jacobian import jvp_operator
-from eqpop.nets.base import EquilibriumNet
+from eqpop.nets.base import EquilibriumNet, Inputs
 
 
 def exact(
     net: EquilibriumNet,
-    x: Tensor,
+    x: Tensor | Inputs,
     y: Tensor,
     *,
     steps: int = 100,
@@ -35,10 +35,11 @@ def exact(
     once converged to ``rtol``."""
     free = free_phase(net, x, steps, free)
     start = time.perf_counter()
-    u = free.state
-    zero = torch.zeros((), dtype=x.dtype, device=x.device)
-    _, source = torch.func.jvp(lambda b: net.step(u, x, b, y), (zero,), (torch.ones_like(zero),))
-    tangent_map = jvp_operator(lambda *w: net.step(w, x), u)
+    u, inputs = free.state, free.inputs
+    zero = torch.zeros((), dtype=inputs.x.dtype, device=inputs.x.device)
+    one = torch.ones_like(zero)
+    _, source = torch.func.jvp(lambda b: net.step(u, inputs, b, y), (zero,), (one,))
+    tangent_map = jvp_operator(lambda *w: net.step(w, inputs), u)
     v, tangent = solve_linear(tangent_map, source, tangent_steps or 10 * steps, rtol)
     error = tuple(-d for d in activated_tangent(net, u, v))
     return finish(net, x, y, free, error, start, linear=tangent)

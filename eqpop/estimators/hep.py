@@ -20,7 +20,7 @@ from torch import Tensor
 from eqpop.dynamics import Settled, settle
 from eqpop.estimators.base import Estimate, finish, free_phase, imag_ratio
 from eqpop.estimators.registry import Method, register
-from eqpop.nets.base import EquilibriumNet, State
+from eqpop.nets.base import EquilibriumNet, Inputs, State, tile
 
 
 def cauchy_points(beta: float, n_points: int) -> tuple[list[complex], list[float]]:
@@ -35,13 +35,9 @@ def cauchy_points(beta: float, n_points: int) -> tuple[list[complex], list[float
     return points, weights
 
 
-def _repeat(t: Tensor, times: int) -> Tensor:
-    return t.repeat(times, *([1] * (t.ndim - 1)))
-
-
 def hep(
     net: EquilibriumNet,
-    x: Tensor,
+    x: Tensor | Inputs,
     y: Tensor,
     *,
     beta: float = 0.1,
@@ -53,17 +49,18 @@ def hep(
     free = free_phase(net, x, steps, free)
     start = time.perf_counter()
     points, weights = cauchy_points(beta, n_points)
-    k, b = len(points), x.shape[0]
+    inputs = free.inputs
+    k, b, like = len(points), inputs.x.shape[0], inputs.x
     real = all(p.imag == 0 for p in points)
-    dtype = x.dtype if real else torch.promote_types(x.dtype, torch.complex64)
-    betas = torch.tensor([p.real if real else p for p in points], dtype=dtype, device=x.device)
+    dtype = like.dtype if real else torch.promote_types(like.dtype, torch.complex64)
+    betas = torch.tensor([p.real if real else p for p in points], dtype=dtype, device=like.device)
     nudged = settle(
         net,
-        _repeat(x, k),
-        _repeat(y, k),
+        inputs.repeat(k),
+        tile(y, k),
         beta=betas.repeat_interleave(b),
         steps=nudge_steps,
-        state=tuple(_repeat(u, k).to(dtype) for u in free.state),
+        state=tuple(tile(u, k).to(dtype) for u in free.state),
     )
     s0 = net.activate(free.state)
     error: State = tuple(

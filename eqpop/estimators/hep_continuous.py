@@ -18,7 +18,7 @@ from torch import Tensor
 from eqpop.dynamics import Phase, Status, residual, status, to_dtype
 from eqpop.estimators.base import Diagnostics, Estimate, imag_ratio, parameter_grads
 from eqpop.estimators.registry import Method, register
-from eqpop.nets.base import EquilibriumNet, State
+from eqpop.nets.base import EquilibriumNet, Inputs, State
 
 
 def _accumulate(total: State | None, new: State) -> State:
@@ -27,7 +27,7 @@ def _accumulate(total: State | None, new: State) -> State:
 
 def hep_continuous(
     net: EquilibriumNet,
-    x: Tensor,
+    x: Tensor | Inputs,
     y: Tensor,
     *,
     beta: float = 0.1,
@@ -38,8 +38,10 @@ def hep_continuous(
     if n_points < 2 or periods < 1 or steps_per_point < 1:
         raise ValueError("hep_continuous needs n_points >= 2, periods >= 1, steps_per_point >= 1")
     start = time.perf_counter()
-    dtype = torch.promote_types(x.dtype, torch.complex64)
-    u = to_dtype(net.initial_state(x), dtype)
+    with torch.no_grad():
+        inputs = net.inputs(x)
+    dtype = torch.promote_types(inputs.x.dtype, torch.complex64)
+    u = to_dtype(net.initial_state(inputs.x), dtype)
     sum_err = sum_s = sum_u = None
     total = periods * n_points * steps_per_point
     with torch.no_grad():
@@ -49,7 +51,7 @@ def hep_continuous(
                 # beta is constant over the interval: sum s there, divide by beta_k once
                 sum_k = None
                 for _ in range(steps_per_point):
-                    new = net.step(u, x, bk, y)
+                    new = net.step(u, inputs, bk, y)
                     prev, u = u, new
                     s = net.activate(u)
                     sum_k, sum_u = _accumulate(sum_k, s), _accumulate(sum_u, u)

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from eqpop.nets.activations import shifted_sigmoid, sigmoid_weighted_unit
-from eqpop.nets.base import EquilibriumNet, State
+from eqpop.nets.base import EquilibriumNet, Inputs, State, batch_of
 from eqpop.nets.conv import ConvNet, softmax_pool
 
 
@@ -96,12 +96,15 @@ class Anchored(EquilibriumNet):
     def initial_state(self, x: Tensor) -> State:
         return self._target(x)
 
+    def inputs(self, x: Tensor | Inputs) -> Inputs:
+        return self.inner.inputs(x)
+
     def activate(self, state: State) -> State:
         return self.inner.activate(state)
 
-    def drive(self, s: State, x: Tensor, beta=0.0, y=None) -> State:
+    def drive(self, s: State, x: Tensor | Inputs, beta=0.0, y=None) -> State:
         d = self.inner.drive(s, x, beta, y)
-        t = self._target(x)
+        t = self._target(batch_of(x))
         return tuple((a + self.lam * b.to(a.dtype)) / (1 + self.lam) for a, b in zip(d, t))
 
     def readout(self, state: State) -> Tensor:

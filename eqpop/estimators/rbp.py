@@ -14,12 +14,12 @@ from torch import Tensor
 from eqpop.dynamics import Settled
 from eqpop.estimators.base import Estimate, finish, free_phase, loss_cotangent, solve_linear
 from eqpop.estimators.registry import Method, register
-from eqpop.nets.base import EquilibriumNet
+from eqpop.nets.base import EquilibriumNet, Inputs
 
 
 def rbp(
     net: EquilibriumNet,
-    x: Tensor,
+    x: Tensor | Inputs,
     y: Tensor,
     *,
     steps: int = 100,
@@ -32,7 +32,7 @@ def rbp(
     free = free_phase(net, x, steps, free)
     start = time.perf_counter()
     source = tuple(net.dt * c for c in loss_cotangent(net, free.state, y))
-    _, pullback = torch.func.vjp(lambda *u: net.step(u, x), *free.state)
+    _, pullback = torch.func.vjp(lambda *u: net.step(u, free.inputs), *free.state)
     w, adjoint = solve_linear(pullback, source, adjoint_steps or 10 * steps, rtol)
     return finish(net, x, y, free, w, start, linear=adjoint)
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from torch import Tensor
 
     from eqpop.estimators.base import Estimate
-    from eqpop.nets.base import EquilibriumNet
+    from eqpop.nets.base import EquilibriumNet, Inputs
 
 #: the two ground truths every other estimate is compared with: RBP's delta (the true neuronal
 #: error, ``cos_rbp``) and the exact ``d_beta s*`` (what EP gives without finite-nudge bias,
@@ -145,7 +145,9 @@ def hyperparameters() -> set[str]:
     return set().union(*(m.hyper for m in _METHODS.values()))
 
 
-def estimate(net: EquilibriumNet, x: Tensor, y: Tensor, method: str, **hyper: Any) -> Estimate:
+def estimate(
+    net: EquilibriumNet, x: Tensor | Inputs, y: Tensor, method: str, **hyper: Any
+) -> Estimate:
     """Run a registered estimator. Hyperparameters another method would use are ignored (one
     grid serves all methods); a name no method knows is an error, as is an unknown method."""
     chosen = get(method)

@@ -19,7 +19,9 @@ from torch import Tensor, nn
 from eqpop.nets.activations import SIGMOID_WEIGHTED_UNIT_STRIP, sigmoid_weighted_unit
 from eqpop.nets.base import (
     EquilibriumNet,
+    Inputs,
     State,
+    after_first,
     as_column,
     cast,
     feedback_weights,
@@ -116,11 +118,19 @@ class ConvNet(SoftmaxReadout, EquilibriumNet):
     def activate(self, state: State) -> State:
         return tuple(sigmoid_weighted_unit(u) for u in state)
 
-    def drive(self, s: State, x: Tensor, beta=0.0, y=None) -> State:
-        inputs = (x, *s[:-1])
+    def input_drive(self, x: Tensor) -> Tensor:
+        z = F.conv2d(x, self.w_f[0], padding=self.paddings[0])
+        return softmax_pool(z) + self.b[0].view(1, -1, 1, 1)
+
+    def drive(self, s: State, x: Tensor | Inputs, beta=0.0, y=None) -> State:
+        rest = zip(s[:-1], after_first(self.w_f), after_first(self.b), self.paddings[1:])
         pre = [
-            softmax_pool(F.conv2d(inp, cast(w, inp), padding=pad)) + cast(b, s[k]).view(1, -1, 1, 1)
-            for k, (inp, w, b, pad) in enumerate(zip(inputs, self.w_f, self.b, self.paddings))
+            cast(self.inputs(x).first, s[0]),
+            *(
+                softmax_pool(F.conv2d(inp, cast(w, inp), padding=pad))
+                + cast(b, inp).view(1, -1, 1, 1)
+                for inp, w, b, pad in rest
+            ),
         ]
         for k, w_b in enumerate(self.backward_weights()):
             w, pad = cast(w_b, s[k]), self.paddings[k + 1]

@@ -10,7 +10,9 @@ from torch import Tensor, nn
 from eqpop.nets.activations import SHIFTED_SIGMOID_STRIP, shifted_sigmoid
 from eqpop.nets.base import (
     EquilibriumNet,
+    Inputs,
     State,
+    after_first,
     as_column,
     cast,
     dense_weights,
@@ -46,11 +48,14 @@ class _MLPBase(SoftmaxReadout, EquilibriumNet):
     def activate(self, state: State) -> State:
         return tuple(shifted_sigmoid(u) for u in state)
 
-    def _forward_drive(self, s: State, x: Tensor) -> list[Tensor]:
+    def input_drive(self, x: Tensor) -> Tensor:
+        return x.flatten(1) @ self.w_f[0].T + self.b[0]
+
+    def _forward_drive(self, s: State, x: Tensor | Inputs) -> list[Tensor]:
         """Bottom-up input of every layer plus its bias."""
-        inputs = (x.flatten(1), *s[:-1])
-        like = s[0]
-        return [inp @ cast(w, inp).T + cast(b, like) for inp, w, b in zip(inputs, self.w_f, self.b)]
+        first = cast(self.inputs(x).first, s[0])
+        rest = zip(s[:-1], after_first(self.w_f), after_first(self.b))
+        return [first, *(inp @ cast(w, inp).T + cast(b, inp) for inp, w, b in rest)]
 
     def _add_nudge(self, pre: list[Tensor], s: State, beta, y) -> None:
         if self.check_nudge(beta, y):
@@ -78,7 +83,7 @@ class LayeredMLP(_MLPBase):
         forward = [] if symmetric else list(self.w_f[1:])
         self.w_b = feedback_weights(forward, gain, asymmetry_angle, transposed=True)
 
-    def drive(self, s: State, x: Tensor, beta=0.0, y=None) -> State:
+    def drive(self, s: State, x: Tensor | Inputs, beta=0.0, y=None) -> State:
         pre = self._forward_drive(s, x)
         for k, w_b in enumerate(self.backward_weights()):
             pre[k] = pre[k] + s[k + 1] @ cast(w_b, s[k + 1]).T
@@ -111,7 +116,7 @@ class OutputFeedbackMLP(_MLPBase):
         """``w_o`` feeds the output back and goes with the output layer."""
         return self.n_layers - 1 if name == "w_o" else super().layer_of(name)
 
-    def drive(self, s: State, x: Tensor, beta=0.0, y=None) -> State:
+    def drive(self, s: State, x: Tensor | Inputs, beta=0.0, y=None) -> State:
         pre = self._forward_drive(s, x)
         pre[0] = pre[0] + s[-1] @ cast(self.w_o, s[-1]).T
         self._add_nudge(pre, s, beta, y)

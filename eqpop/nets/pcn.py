@@ -21,7 +21,9 @@ from eqpop.nets.activations import (
 )
 from eqpop.nets.base import (
     EquilibriumNet,
+    Inputs,
     State,
+    after_first,
     as_column,
     cast,
     dense_weights,
@@ -62,15 +64,18 @@ class PredictiveCodingNet(EquilibriumNet):
     def activate(self, state: State) -> State:
         return state
 
-    def errors(self, u: State, x: Tensor) -> list[Tensor]:
-        """Error neurons eps_l: what each layer's value misses of its prediction."""
-        inputs = (x.flatten(1), *(shifted_sigmoid(v) for v in u[:-1]))
-        return [
-            v - (inp @ cast(w, inp).T + cast(b, v))
-            for v, inp, w, b in zip(u, inputs, self.w_f, self.b)
-        ]
+    def input_drive(self, x: Tensor) -> Tensor:
+        return x.flatten(1) @ self.w_f[0].T + self.b[0]
 
-    def drive(self, s: State, x: Tensor, beta=0.0, y=None) -> State:
+    def errors(self, u: State, x: Tensor | Inputs) -> list[Tensor]:
+        """Error neurons eps_l: what each layer's value misses of its prediction."""
+        activated = [shifted_sigmoid(v) for v in u[:-1]]
+        eps = [u[0] - cast(self.inputs(x).first, u[0])]
+        for v, inp, w, b in zip(u[1:], activated, after_first(self.w_f), after_first(self.b)):
+            eps.append(v - (inp @ cast(w, inp).T + cast(b, v)))
+        return eps
+
+    def drive(self, s: State, x: Tensor | Inputs, beta=0.0, y=None) -> State:
         """``u + F(u)``: the Euler target with unit step, so that ``d drive/du - I = J_F``."""
         eps = self.errors(s, x)
         field = [-e for e in eps]
