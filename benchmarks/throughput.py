@@ -34,65 +34,18 @@ from pathlib import Path
 
 import pandas as pd
 
-_FMNIST = dict(
-    net="mlp",
-    hidden=[256, 256],
-    shape=(1, 28, 28),
-    batch_size=50,
-    t_free=150,
-    t_nudge=20,
-    method="hep",
-    n_points=2,
-    beta=0.5,
-    lambda_homeo=1.0,
-    homeo_samples=5,
-    asymmetry_angle=0.0,
-    lr=0.01,
-)
+_HEP = dict(method="hep", n_points=2, beta=0.5, asymmetry_angle=0.0, lr=0.01, t_nudge=20)
+_MLP = dict(_HEP, net="mlp", shape=(1, 28, 28), hidden=[256, 256], batch_size=50, t_free=150)
+_FMNIST = dict(_MLP, lambda_homeo=1.0, homeo_samples=5)
+_DIGITS = dict(_MLP, shape=(1, 8, 8), hidden=[64, 32], batch_size=32, dt=0.5, t_free=40)
+_CONV = dict(_HEP, net="conv", shape=(3, 32, 32))
+_CIFAR = dict(_CONV, hidden=[128, 256, 512, 512], batch_size=256, t_free=250, t_nudge=40)
 CASES: dict[str, dict] = {
     "fmnist-mlp": _FMNIST,
     "fmnist-mlp-n4": dict(_FMNIST, n_points=4),
-    "conv-small": dict(
-        net="conv",
-        hidden=[16, 32, 32, 32],
-        shape=(3, 32, 32),
-        batch_size=16,
-        t_free=60,
-        t_nudge=20,
-        method="hep",
-        n_points=2,
-        beta=0.5,
-        asymmetry_angle=0.0,
-        lr=0.01,
-    ),
-    "digits-study": dict(
-        net="mlp",
-        hidden=[64, 32],
-        shape=(1, 8, 8),
-        batch_size=32,
-        dt=0.5,
-        t_free=40,
-        t_nudge=20,
-        method="hep",
-        n_points=4,
-        beta=0.5,
-        asymmetry_angle=0.0,
-        lr=0.05,
-    ),
-    "cifar-conv": dict(
-        net="conv",
-        hidden=[128, 256, 512, 512],
-        shape=(3, 32, 32),
-        batch_size=256,
-        t_free=250,
-        t_nudge=40,
-        method="hep",
-        n_points=2,
-        beta=1.0,
-        lambda_homeo=15.0,
-        asymmetry_angle=0.0,
-        lr=0.007,
-    ),
+    "conv-small": dict(_CONV, hidden=[16, 32, 32, 32], batch_size=16, t_free=60),
+    "digits-study": dict(_DIGITS, n_points=4, lr=0.05),
+    "cifar-conv": dict(_CIFAR, beta=1.0, lambda_homeo=15.0, lr=0.007),
 }
 CPU_PLAN = [
     ("fmnist-mlp", 2),
