@@ -49,14 +49,20 @@ class Diagnostics:
 
     @property
     def status(self) -> Tensor:
-        """The worst status of the phases run (0-dim device tensor)."""
-        return torch.stack([p.status for p in self.phases()]).amax()
+        """The worst status of the phases run (0-dim device tensor; OK when none is)."""
+        phases = self.phases()
+        if not phases:
+            return torch.zeros((), dtype=torch.int64)
+        return torch.stack([p.status for p in phases]).amax()
 
     def read(self) -> dict[str, float | int | None]:
         """Every field as a Python number, None where absent, plus ``residual`` (the own
         phase's): one host sync."""
         out: dict[str, float | int | None] = {"seconds": self.seconds, "imag_ratio": None}
-        pending: dict[str, Tensor] = {"status": self.status, "residual": self.own.residual}
+        out["residual"] = None
+        pending: dict[str, Tensor] = {"status": self.status}
+        if self.own is not None:
+            pending["residual"] = self.own.residual
         if self.imag_ratio is not None:
             pending["imag_ratio"] = self.imag_ratio
         for name in PHASES:
