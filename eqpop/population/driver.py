@@ -285,8 +285,8 @@ class Driver:
         many failures in a row, or a wall-time budget spent with every trial failing."""
         if self.failures.exceeded:
             return f"{len(self.failures.in_row)} trials failed in a row; {self.failures.why()}"
-        out_of_time = self.store.finished() < self.spec.trials
-        if out_of_time and self.failures.total and not self.finished_here:
+        short = self.store.finished() < self.spec.trials  # then the time budget ended it
+        if short and self.failures.total and not self.finished_here:
             n = self.failures.total
             return f"the time budget ran out and all {n} trials failed; {self.failures.why()}"
         return None
