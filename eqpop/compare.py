@@ -93,7 +93,7 @@ class Grid:
         ]
         runs: list[Run] = []
         if truth:
-            runs += [(registry.truth(kind).name, None, None) for kind in ("delta", "d_beta")]
+            runs += [(m.name, None, None) for m in registry.truths()]
         runs += [(m.name, None, None) for m in chosen if not m.nudged]
         for beta in self.betas:
             for m in (m for m in chosen if m.nudged):
@@ -137,8 +137,8 @@ def estimate_grid(
 
 def truths(results: dict[Run, Estimate]) -> tuple[Estimate, Estimate]:
     """A grid's two ground truths: RBP's delta and the exact d_beta s*."""
-    delta, d_beta = (registry.truth(kind).name for kind in ("delta", "d_beta"))
-    return results[(delta, None, None)], results[(d_beta, None, None)]
+    delta, d_beta = (results[(m.name, None, None)] for m in registry.truths())
+    return delta, d_beta
 
 
 def comparison_rows(

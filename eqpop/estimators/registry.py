@@ -3,8 +3,9 @@
 Everything that treats methods differently reads the record instead of a method's name: config
 validation (which names exist, which need a free phase), the Trainer (which config fields feed
 which hyperparameter), ``eqpop compare`` and the study probe (the grid of |beta| and N, the two
-ground truths) and, through the description written into every Parquet file, the reports
-(labels, table order, settling cost). Adding an estimator is one file (``docs/design.md``).
+ground truths) and, through the description stored with the results (Parquet attrs,
+``study.json``), the reports (labels, table order, settling cost). Adding an estimator is one
+file (``docs/design.md``).
 
 Estimators from other packages register through the ``eqpop.estimators`` entry-point group: each
 entry point names a module that calls ``register`` when imported (Ray actors load them too).
@@ -135,8 +136,13 @@ def truth(kind: Truth) -> Method:
     return found[0]
 
 
+def truths() -> tuple[Method, Method]:
+    """Both ground truths, in the order compare runs them: RBP's delta, the exact d_beta s*."""
+    return truth("delta"), truth("d_beta")
+
+
 def describe() -> dict[str, dict[str, Any]]:
-    """Every method's report description, keyed by name (written into each Parquet file)."""
+    """Every method's report description, keyed by name (stored with the results)."""
     return {m.name: m.describe() for m in methods()}
 
 
