@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from eqpop.errors import ConfigError
 from eqpop.estimators import registry
+from eqpop.nets.base import Init
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -49,17 +50,42 @@ class TrainConfig(BaseModel):
     dt: float | None = Field(
         default=None, gt=0, le=1, description="step size u <- u + dt (f(u) - u); None: net's own"
     )
+    init: Init = Field(
+        default="uniform",
+        description="weight draw: uniform (PyTorch's default, U(+-1/sqrt(fan_in))) or "
+        "lecun_normal (Flax's, the papers' code: truncated normal, std 1/sqrt(fan_in))",
+    )
     # data
     dataset: Dataset = "digits"
     data_dir: Path | None = None
     augment: bool = False
+    inputs: Literal["standardise", "unit"] = Field(
+        default="standardise",
+        description="standardise: per-channel mean 0, std 1 (training-set statistics); unit: "
+        "pixels scaled to [0, 1] (x/255), as the papers' Fashion-MNIST code feeds the MLP",
+    )
+    train_subset: int | None = Field(
+        default=None,
+        ge=1,
+        description="train on this many training images only (the same fixed random draw for "
+        "every run and seed); None: all of them",
+    )
     # estimator
     method: str = Field(default="hep", description="a registered estimator")
-    beta: float = Field(default=0.5, gt=0)
+    beta: float = Field(
+        default=0.5,
+        description="nudge strength; classic: its sign is the direction (> 0 towards the target, "
+        "the papers' code's beta < 0), every other method uses |beta|",
+    )
     n_points: int = Field(default=2, ge=2)
     random_sign: bool = Field(default=False, description="random sign of beta per batch")
     periods: int = Field(default=5, ge=1)
     steps_per_point: int = Field(default=60, ge=1)
+    sample: Literal["end", "every"] = Field(
+        default="end",
+        description="hep_continuous: read the state at the end of each beta's hold (the paper's "
+        "code) or at every step (a running average, transients included)",
+    )
     t_free: int = Field(default=150, ge=1)
     t_nudge: int = Field(default=20, ge=1)
     t_adjoint: int | None = Field(
@@ -133,6 +159,13 @@ class TrainConfig(BaseModel):
     def _finite(cls, v: float) -> float:
         if not math.isfinite(v):
             raise ValueError("must be finite")
+        return v
+
+    @field_validator("beta")
+    @classmethod
+    def _nonzero(cls, v: float) -> float:
+        if v == 0:
+            raise ValueError("must be non-zero (its sign is the nudge's direction for classic)")
         return v
 
     @model_validator(mode="after")

@@ -114,7 +114,8 @@ class Trainer:
             else torch.Generator(self.device).manual_seed(cfg.seed)
         )
         self.signs = random.Random(cfg.seed)
-        self.data = data if data is not None else load_dataset(cfg.dataset, cfg.data_dir)
+        data = data if data is not None else load_dataset(cfg.dataset, cfg.data_dir)
+        self.data = data.prepared(cfg.inputs, cfg.train_subset)
         with drawing_from(self.rng):
             net = net_for_data(
                 cfg.net,
@@ -124,6 +125,7 @@ class Trainer:
                 cfg.symmetric,
                 cfg.asymmetry_angle,
                 cfg.dt,
+                cfg.init,
             )
         self.net: EquilibriumNet = net.to(self.device, self.dtype)
         self.optimizer = self._optimizer()

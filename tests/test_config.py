@@ -14,6 +14,24 @@ def test_every_preset_is_a_valid_config(name, tmp_path):
         assert len(cfg.lr_scales) == cfg.n_layers + 1
 
 
+@pytest.mark.parametrize(
+    "name", ["fmnist-mlp", "fmnist-homeostasis", "fmnist-output-feedback", "fmnist-pcn"]
+)
+def test_fashion_mnist_presets_draw_and_feed_as_the_papers_code(name):
+    cfg = build_config(**preset(name), data_dir=".")
+    assert (cfg.init, cfg.inputs, cfg.hidden, cfg.batch_size) == (
+        "lecun_normal",
+        "unit",
+        [256, 256],
+        50,
+    )
+
+
+def test_a_negative_beta_is_a_direction_for_classic_and_a_radius_for_the_others():
+    assert build_config(method="classic", beta=-0.5).beta == -0.5
+    assert build_config(method="hep", beta=-0.5).beta == -0.5  # hEP reads |beta|
+
+
 def test_paper_conv_scales_are_one_per_layer_plus_readout():
     cfg = build_config(**preset("cifar10-conv"), data_dir=".")
     assert cfg.n_layers == 4 and cfg.lr_scales == [25, 15, 10, 8, 5]
@@ -24,6 +42,11 @@ def test_paper_conv_scales_are_one_per_layer_plus_readout():
     [
         ({"method": "bptt"}, "method: got 'bptt'"),
         ({"beta": float("inf")}, "beta"),
+        ({"beta": 0.0}, "beta: must be non-zero"),
+        ({"init": "xavier"}, "init: got 'xavier'"),
+        ({"inputs": "centre"}, "inputs: got 'centre'"),
+        ({"train_subset": 0}, "train_subset"),
+        ({"sample": "middle"}, "sample: got 'middle'"),
         ({"hidden": []}, "hidden"),
         ({"symmetric": True, "asymmetry_angle": 3.0}, "asymmetry_angle"),
         ({"init_ep": True, "method": "hep_continuous"}, "init_ep"),

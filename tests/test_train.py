@@ -84,6 +84,23 @@ def test_every_method_trains(small, method):
     assert math.isfinite(rec["train_loss"]) and 0 <= rec["val_error"] <= 1
 
 
+def test_the_papers_options_reach_the_run(small):
+    """Signed classic nudge, LeCun-normal weights, [0, 1] inputs and a training subset: each
+    is what the net, the batches and the estimator get."""
+    cfg = tiny(
+        method="classic", beta=-0.5, init="lecun_normal", inputs="unit", train_subset=96, epochs=1
+    )
+    trainer = Trainer(cfg, None, small)
+    assert trainer._hyper()["beta"] == -0.5
+    assert len(trainer.batches) * cfg.batch_size == 96
+    x, _ = next(iter(trainer.batches))
+    assert float(x.min()) >= 0 and float(x.max()) <= 1 and float(x.max()) > 0.5
+    w = trainer.net.w_f[0]
+    assert float(w.std()) == pytest.approx(w.shape[1] ** -0.5, rel=0.1)
+    rec = trainer.run_epoch()
+    assert math.isfinite(rec["train_loss"])
+
+
 def test_training_truth_is_the_limit_of_hep_with_the_same_nudged_phase(small):
     """RBP's adjoint and exact's tangent are cut at t_nudge terms in training (the papers'
     code): exact is then what hEP converges to as N grows, step for step."""

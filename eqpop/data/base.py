@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +46,25 @@ class Split:
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
+
+    def prepared(self, inputs: str = "standardise", train_subset: int | None = None) -> Split:
+        """This split as a run asks for it: ``inputs="unit"`` keeps pixels in [0, 1] (mean 0,
+        std 1, so ``normalise`` only scales); ``train_subset`` keeps that many training images,
+        a draw fixed by seed 0 so that every run and seed trains on the same ones."""
+        if inputs not in ("standardise", "unit"):
+            raise ValueError(f"inputs: unknown {inputs!r}; choose standardise or unit")
+        split = self
+        if inputs == "unit":
+            split = replace(split, mean=torch.zeros_like(self.mean), std=torch.ones_like(self.std))
+        if train_subset is not None:
+            n = len(self.y_train)
+            if not 1 <= train_subset <= n:
+                raise ValueError(
+                    f"train_subset: {self.name} has {n} training images, got {train_subset}"
+                )
+            keep = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:train_subset]
+            split = replace(split, x_train=self.x_train[keep], y_train=self.y_train[keep])
+        return split
 
     def normalise(self, x: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
         shape = (1, -1, 1, 1)

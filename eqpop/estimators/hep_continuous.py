@@ -2,9 +2,19 @@
 
 The nudge beta(t) = |beta| e^{2 i pi t / T} rotates through N values, each held for
 ``steps_per_point`` steps, for ``periods`` periods, while the net keeps running. The error is
-the running average of ``s(t) / beta(t)`` (Eq. 8) and the presynaptic activity the running
-average of ``s(t)`` (Eq. 9 by the mean value property; for dense nets ``dF/dtheta`` is linear
-in s, so averaging s is averaging ``dF/dtheta``). Both converge as the number of periods grows.
+the average of ``s(t) / beta(t)`` (Eq. 8) and the presynaptic activity the average of ``s(t)``
+(Eq. 9 by the mean value property; for dense nets ``dF/dtheta`` is linear in s, so averaging s
+is averaging ``dF/dtheta``). Both converge as the number of periods grows.
+
+Eqs. (8)-(9) integrate the fixed points ``u*_{beta(t)}``, which the system reaches only once
+the transient after each change of beta has died out. ``sample="end"`` (the default, and what
+the paper's code does) reads the state once per hold, at its end, where it is closest to that
+fixed point: the estimate is then the N-point Cauchy sum averaged over the periods.
+``sample="every"`` reads every step, the running time average a physical integrator would
+form: each transient adds a bias (of the order of the fraction of a hold it lasts) that only
+many periods average away. On the tiny float64 MLP at |beta| 0.2, N = 4, 40 steps per hold,
+the relative error against exact is below 1e-4 with "end" after one period, and 5 %, 1.5 %,
+0.75 % with "every" after 1, 4, 16 periods (tests/estimators/test_ground_truth.py).
 """
 
 from __future__ import annotations
@@ -34,36 +44,40 @@ def hep_continuous(
     n_points: int = 4,
     periods: int = 5,
     steps_per_point: int = 60,
+    sample: str = "end",
 ) -> Estimate:
     if n_points < 2 or periods < 1 or steps_per_point < 1:
         raise ValueError("hep_continuous needs n_points >= 2, periods >= 1, steps_per_point >= 1")
+    if sample not in ("end", "every"):
+        raise ValueError(f"hep_continuous: sample must be 'end' or 'every', got {sample!r}")
+    first_read = 0 if sample == "every" else steps_per_point - 1
     start = time.perf_counter()
     with torch.no_grad():
         inputs = net.inputs(x)
     dtype = torch.promote_types(inputs.x.dtype, torch.complex64)
     u = to_dtype(net.initial_state(inputs.x), dtype)
     sum_err = sum_s = sum_u = None
-    total = periods * n_points * steps_per_point
+    reads = periods * n_points * (steps_per_point - first_read)
     with torch.no_grad():
         for _ in range(periods):
             for k in range(n_points):
                 bk = abs(beta) * cmath.exp(2j * cmath.pi * k / n_points)
-                # beta is constant over the interval: sum s there, divide by beta_k once
+                # beta is constant over the hold: sum s there, divide by beta_k once
                 sum_k = None
-                for _ in range(steps_per_point):
-                    new = net.step(u, inputs, bk, y)
-                    prev, u = u, new
-                    s = net.activate(u)
-                    sum_k, sum_u = _accumulate(sum_k, s), _accumulate(sum_u, u)
+                for t in range(steps_per_point):
+                    prev, u = u, net.step(u, inputs, bk, y)
+                    if t >= first_read:
+                        s = net.activate(u)
+                        sum_k, sum_u = _accumulate(sum_k, s), _accumulate(sum_u, u)
                 sum_err = _accumulate(sum_err, tuple(v / bk for v in sum_k))
                 sum_s = _accumulate(sum_s, sum_k)
     last_res = residual(u, prev)
-    error = tuple((-e / total).real for e in sum_err)
-    s_bar = tuple((v / total).real for v in sum_s)
-    u_bar = tuple((v / total).real for v in sum_u)
+    error = tuple((-e / reads).real for e in sum_err)
+    s_bar = tuple((v / reads).real for v in sum_s)
+    u_bar = tuple((v / reads).real for v in sum_u)
     grads = parameter_grads(net, x, y, u_bar, error, activated=s_bar)
     stats = Diagnostics(
-        nudge=Phase(total, last_res, status(last_res, Status.OK)),
+        nudge=Phase(periods * n_points * steps_per_point, last_res, status(last_res, Status.OK)),
         imag_ratio=imag_ratio(net, u),
         seconds=time.perf_counter() - start,
     )
@@ -71,6 +85,6 @@ def hep_continuous(
 
 
 # a period: N values of beta, each held for steps_per_point steps
-_CONFIG = {k: k for k in ("beta", "n_points", "periods", "steps_per_point")}
+_CONFIG = {k: k for k in ("beta", "n_points", "periods", "steps_per_point", "sample")}
 _COST = "periods * n_points * steps_per_point"
 register(Method("hep_continuous", hep_continuous, _CONFIG, cost=_COST, order=30))

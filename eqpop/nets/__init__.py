@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from eqpop.nets.base import EquilibriumNet, State
+from eqpop.nets.base import EquilibriumNet, Init, State
 from eqpop.nets.conv import ConvNet
 from eqpop.nets.mlp import LayeredMLP, OutputFeedbackMLP
 from eqpop.nets.pcn import PredictiveCodingNet
@@ -32,11 +32,13 @@ def net_for_data(
     symmetric: bool = False,
     asymmetry_angle: float | None = None,
     dt: float | None = None,
+    init: Init = "uniform",
 ) -> EquilibriumNet:
     """A net sized for images of ``input_shape = (C, H, W)``: ``hidden`` are the widths of the
-    hidden layers (dense nets) or the channels of every layer (conv net)."""
+    hidden layers (dense nets) or the channels of every layer (conv net); ``init`` how weights
+    are drawn (``WeightInit``)."""
     widths = list(hidden)
-    extra = {} if dt is None else {"dt": dt}
+    extra = {"init": init} if dt is None else {"init": init, "dt": dt}
     tying = (
         {}
         if name == "output-feedback"

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -86,17 +87,42 @@ def one_hot(y: Tensor, n_classes: int, like: Tensor) -> Tensor:
     return nn.functional.one_hot(y.long(), n_classes).to(like.dtype)
 
 
-def uniform_(t: Tensor, fan_in: int, gain: float = 1.0) -> Tensor:
-    """PyTorch's default layer init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), scaled by ``gain``."""
-    bound = gain / math.sqrt(fan_in)
-    with torch.no_grad():
-        return t.uniform_(-bound, bound)
+Init = Literal["uniform", "lecun_normal"]
+
+#: std of a standard normal truncated to [-2, 2] (Flax's variance_scaling divides by it)
+_TRUNCATED_STD = 0.87962566103423978
 
 
-def dense_weights(sizes: list[int], gain: float) -> nn.ParameterList:
+@dataclass(frozen=True)
+class WeightInit:
+    """How a net draws its weights, scaled by ``gain / sqrt(fan_in)``.
+
+    ``uniform`` is PyTorch's layer default, U(-a, a) with a = gain/sqrt(fan_in);
+    ``lecun_normal`` is Flax's default (the papers' reference code): a normal truncated at two
+    standard deviations, rescaled so that its std is a, sqrt(3) times the uniform one's.
+    """
+
+    kind: Init = "uniform"
+    gain: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("uniform", "lecun_normal"):
+            raise ValueError(f"init: unknown {self.kind!r}; choose uniform or lecun_normal")
+
+    def weight(self, *shape: int, fan_in: int) -> Tensor:
+        scale = self.gain / math.sqrt(fan_in)
+        t = torch.empty(*shape)
+        with torch.no_grad():
+            if self.kind == "uniform":
+                return t.uniform_(-scale, scale)
+            std = scale / _TRUNCATED_STD
+            return nn.init.trunc_normal_(t, 0.0, std, -2 * std, 2 * std)
+
+
+def dense_weights(sizes: list[int], init: WeightInit) -> nn.ParameterList:
     """Forward weights of a layered net, ``(n_out, n_in)`` per consecutive pair of sizes."""
     return nn.ParameterList(
-        nn.Parameter(uniform_(torch.empty(n_out, n_in), n_in, gain))
+        nn.Parameter(init.weight(n_out, n_in, fan_in=n_in))
         for n_in, n_out in zip(sizes[:-1], sizes[1:])
     )
 
@@ -107,7 +133,7 @@ def mirror(w: Tensor, transposed: bool) -> Tensor:
 
 
 def feedback_weights(
-    forward: list[Tensor], gain: float, angle_deg: float | None, transposed: bool
+    forward: list[Tensor], init: WeightInit, angle_deg: float | None, transposed: bool
 ) -> nn.ParameterList:
     """Independent backward weights shaped like ``mirror(w_f)``.
 
@@ -118,7 +144,7 @@ def feedback_weights(
     for w_f in forward:
         target = mirror(w_f.detach(), transposed)
         fan_in = target.shape[1] * (target[0, 0].numel() if target.ndim > 2 else 1)
-        w_b = uniform_(torch.empty_like(target), fan_in, gain)
+        w_b = init.weight(*target.shape, fan_in=fan_in).to(target.dtype)
         if angle_deg is not None:
             # same norm as the target, so that the angle between w_b and w_f^T is ``a`` itself
             w_b = w_b * (target.norm() / w_b.norm())

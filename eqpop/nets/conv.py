@@ -19,14 +19,15 @@ from torch import Tensor, nn
 from eqpop.nets.activations import SIGMOID_WEIGHTED_UNIT_STRIP, sigmoid_weighted_unit
 from eqpop.nets.base import (
     EquilibriumNet,
+    Init,
     Inputs,
     State,
+    WeightInit,
     after_first,
     as_column,
     cast,
     feedback_weights,
     stable_softmax,
-    uniform_,
 )
 from eqpop.nets.readout import SoftmaxReadout
 
@@ -65,9 +66,10 @@ class ConvNet(SoftmaxReadout, EquilibriumNet):
 
     Every convolution has a 3x3 kernel and 'same' padding except the last one ('valid').
     ``symmetric=True`` uses the next layer's forward kernel as the backward kernel.
-    The default ``gain`` gives kernels the standard deviation 1/sqrt(fan_in) of the paper's
-    (Flax's LeCun-normal) init, sqrt(3) times PyTorch's uniform default: with the smaller init
-    the input's signal shrinks ~6x per layer and the deepest layer barely varies with the input.
+    ``init="lecun_normal"`` draws kernels as the paper's code does (Flax's default); the default
+    ``gain`` (None) gives the uniform draw the same standard deviation 1/sqrt(fan_in), sqrt(3)
+    times PyTorch's default: with the smaller init the input's signal shrinks ~6x per layer and
+    the deepest layer barely varies with the input.
     """
 
     transposed_feedback = False
@@ -82,7 +84,8 @@ class ConvNet(SoftmaxReadout, EquilibriumNet):
         symmetric: bool = False,
         asymmetry_angle: float | None = None,
         dt: float = 1.0,
-        gain: float = math.sqrt(3.0),
+        init: Init = "uniform",
+        gain: float | None = None,
     ):
         super().__init__()
         self.channels = [int(c) for c in channels]
@@ -103,14 +106,17 @@ class ConvNet(SoftmaxReadout, EquilibriumNet):
             size //= 2
             self.sizes.append(size)
         c_in = [int(in_channels), *self.channels[:-1]]
+        if gain is None:
+            gain = math.sqrt(3.0) if init == "uniform" else 1.0
+        weights = WeightInit(init, gain)
         self.w_f = nn.ParameterList(
-            nn.Parameter(uniform_(torch.empty(co, ci, 3, 3), ci * 9, gain))
+            nn.Parameter(weights.weight(co, ci, 3, 3, fan_in=ci * 9))
             for ci, co in zip(c_in, self.channels)
         )
         self.b = nn.ParameterList(nn.Parameter(torch.zeros(c)) for c in self.channels)
         forward = [] if symmetric else list(self.w_f[1:])
-        self.w_b = feedback_weights(forward, gain, asymmetry_angle, transposed=False)
-        self._init_readout(self.channels[-1] * self.sizes[-1] ** 2, n_classes)
+        self.w_b = feedback_weights(forward, weights, asymmetry_angle, transposed=False)
+        self._init_readout(self.channels[-1] * self.sizes[-1] ** 2, n_classes, weights)
 
     def initial_state(self, x: Tensor) -> State:
         return tuple(x.new_zeros(x.shape[0], c, n, n) for c, n in zip(self.channels, self.sizes))

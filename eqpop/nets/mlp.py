@@ -10,14 +10,15 @@ from torch import Tensor, nn
 from eqpop.nets.activations import SHIFTED_SIGMOID_STRIP, shifted_sigmoid
 from eqpop.nets.base import (
     EquilibriumNet,
+    Init,
     Inputs,
     State,
+    WeightInit,
     after_first,
     as_column,
     cast,
     dense_weights,
     feedback_weights,
-    uniform_,
 )
 from eqpop.nets.readout import SoftmaxReadout
 
@@ -34,13 +35,13 @@ class _MLPBase(SoftmaxReadout, EquilibriumNet):
 
     analytic_strip = SHIFTED_SIGMOID_STRIP
 
-    def __init__(self, sizes: Sequence[int], n_classes: int | None, dt: float, gain: float):
+    def __init__(self, sizes: Sequence[int], n_classes: int | None, dt: float, init: WeightInit):
         super().__init__()
         self.sizes = _check_sizes(sizes)
         self.dt = float(dt)
-        self.w_f = dense_weights(self.sizes, gain)
+        self.w_f = dense_weights(self.sizes, init)
         self.b = nn.ParameterList(nn.Parameter(torch.zeros(n)) for n in self.sizes[1:])
-        self._init_readout(self.sizes[-1], n_classes or self.sizes[-1])
+        self._init_readout(self.sizes[-1], n_classes or self.sizes[-1], init)
 
     def initial_state(self, x: Tensor) -> State:
         return tuple(x.new_zeros(x.shape[0], n) for n in self.sizes[1:])
@@ -76,12 +77,14 @@ class LayeredMLP(_MLPBase):
         asymmetry_angle: float | None = None,
         n_classes: int | None = None,
         dt: float = 1.0,
+        init: Init = "uniform",
         gain: float = 1.0,
     ):
-        super().__init__(sizes, n_classes, dt, gain)
+        weights = WeightInit(init, gain)
+        super().__init__(sizes, n_classes, dt, weights)
         self.symmetric = symmetric
         forward = [] if symmetric else list(self.w_f[1:])
-        self.w_b = feedback_weights(forward, gain, asymmetry_angle, transposed=True)
+        self.w_b = feedback_weights(forward, weights, asymmetry_angle, transposed=True)
 
     def drive(self, s: State, x: Tensor | Inputs, beta=0.0, y=None) -> State:
         pre = self._forward_drive(s, x)
@@ -103,13 +106,15 @@ class OutputFeedbackMLP(_MLPBase):
         sizes: Sequence[int],
         n_classes: int | None = None,
         dt: float = 1.0,
+        init: Init = "uniform",
         gain: float = 1.0,
     ):
-        super().__init__(sizes, n_classes, dt, gain)
+        weights = WeightInit(init, gain)
+        super().__init__(sizes, n_classes, dt, weights)
         if len(self.sizes) < 3:
             raise ValueError("OutputFeedbackMLP needs at least one hidden layer")
         self.w_o = nn.Parameter(
-            uniform_(torch.empty(self.sizes[1], self.sizes[-1]), self.sizes[-1], gain)
+            weights.weight(self.sizes[1], self.sizes[-1], fan_in=self.sizes[-1])
         )
 
     def layer_of(self, name: str) -> int:

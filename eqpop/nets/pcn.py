@@ -21,8 +21,10 @@ from eqpop.nets.activations import (
 )
 from eqpop.nets.base import (
     EquilibriumNet,
+    Init,
     Inputs,
     State,
+    WeightInit,
     after_first,
     as_column,
     cast,
@@ -42,6 +44,7 @@ class PredictiveCodingNet(EquilibriumNet):
         symmetric: bool = False,
         asymmetry_angle: float | None = None,
         dt: float = 0.2,
+        init: Init = "uniform",
         gain: float = 1.0,
     ):
         super().__init__()
@@ -49,10 +52,11 @@ class PredictiveCodingNet(EquilibriumNet):
         self.n_classes = self.sizes[-1]
         self.dt = float(dt)
         self.symmetric = symmetric
-        self.w_f = dense_weights(self.sizes, gain)
+        weights = WeightInit(init, gain)
+        self.w_f = dense_weights(self.sizes, weights)
         self.b = nn.ParameterList(nn.Parameter(torch.zeros(n)) for n in self.sizes[1:])
         forward = [] if symmetric else list(self.w_f[1:])
-        self.w_b = feedback_weights(forward, gain, asymmetry_angle, transposed=True)
+        self.w_b = feedback_weights(forward, weights, asymmetry_angle, transposed=True)
 
     @property
     def readout_names(self) -> tuple[str, ...]:

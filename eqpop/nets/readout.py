@@ -9,15 +9,17 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from eqpop.nets.base import cast, one_hot, stable_softmax, uniform_
+from eqpop.nets.base import WeightInit, cast, one_hot, stable_softmax
 
 
 class SoftmaxReadout(nn.Module):
     """Logits ``w_ro s_out + b_ro`` on the flattened activated output layer."""
 
-    def _init_readout(self, n_features: int, n_classes: int) -> None:
+    def _init_readout(self, n_features: int, n_classes: int, init: WeightInit) -> None:
+        """Readout weights drawn like the net's (gain 1 whatever the net's gain)."""
         self.n_classes = n_classes
-        self.w_ro = nn.Parameter(uniform_(torch.empty(n_classes, n_features), n_features))
+        w = WeightInit(init.kind).weight(n_classes, n_features, fan_in=n_features)
+        self.w_ro = nn.Parameter(w)
         self.b_ro = nn.Parameter(torch.zeros(n_classes))
 
     def logits(self, s_out: Tensor) -> Tensor:

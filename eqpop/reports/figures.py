@@ -171,20 +171,24 @@ def asymmetry_curves(metrics: pd.DataFrame, trials: pd.DataFrame, configs: dict)
 
 
 def homeostasis_curves(metrics: pd.DataFrame) -> Figure | None:
-    """Fig. 4: validation error, symmetry ratio and layer-wise cosine with RBP over training,
-    with and without the homeostatic loss."""
+    """Fig. 4b-d: validation error, symmetry ratio and, one panel per layer, the cosine between
+    the estimator's error vector and RBP's over training, with and without the homeostatic loss
+    (runs with a homeostatic loss record it each epoch)."""
     if metrics.empty:
         return None
     groups = pd.Series(
         np.where(metrics.homeo_loss.notna(), "with homeostasis", "without"), index=metrics.index
     )
-    m = metrics.assign(cos_mean=_layer_mean(metrics, "cos_rbp_l"))
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    _curves(axes[0], m, groups, "val_error", "validation error")
-    _curves(axes[1], m, groups, "symmetry_ratio", "symmetry ratio ||S||/(||S||+||A||)")
-    _curves(axes[2], m, groups, "cos_mean", "cosine with RBP (mean over layers)")
+    layers = sorted(
+        (c for c in metrics.columns if c.startswith("cos_rbp_l")), key=lambda c: int(c[9:])
+    )
+    fig, axes = plt.subplots(1, 2 + len(layers), figsize=(4 * (2 + len(layers)), 3.6))
+    _curves(axes[0], metrics, groups, "val_error", "validation error")
+    _curves(axes[1], metrics, groups, "symmetry_ratio", "symmetry ratio ||S||/(||S||+||A||)")
+    for ax, col in zip(axes[2:], layers):
+        _curves(ax, metrics, groups, col, f"cosine with RBP, layer {col[9:]}")
     axes[0].legend()
-    fig.suptitle("Jacobian homeostasis (Fig. 4): mean over the trials still training at each epoch")
+    fig.suptitle("Jacobian homeostasis (Fig. 4): mean over the runs still training at each epoch")
     fig.tight_layout()
     return fig
 

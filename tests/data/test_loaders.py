@@ -242,6 +242,21 @@ def test_batches_normalise_augment_and_cover_an_epoch():
     assert abs(float(x.mean())) < 0.05 and abs(float(x.std()) - 1) < 0.05
 
 
+def test_unit_inputs_and_a_fixed_training_subset():
+    split = DATASETS["synthetic"](n_train=100, n_val=10)
+    unit = split.prepared("unit")
+    x = unit.normalise(unit.x_train)
+    assert float(x.min()) >= 0 and float(x.max()) <= 1
+    torch.testing.assert_close(x, split.x_train.float() / 255)
+    assert torch.equal(split.prepared().normalise(split.x_val), split.normalise(split.x_val))
+    a, b = split.prepared(train_subset=30), split.prepared("unit", train_subset=30)
+    assert len(a.y_train) == 30 and torch.equal(a.x_train, b.x_train)  # the same draw each time
+    assert torch.equal(a.x_val, split.x_val)  # validation untouched
+    assert not torch.equal(a.x_train, split.x_train[:30])  # a random draw, not the first ones
+    with pytest.raises(ValueError, match="train_subset: synthetic has 100 training images"):
+        split.prepared(train_subset=101)
+
+
 def test_random_crop_flip_keeps_content():
     x = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).reshape(2, 1, 4, 4)
     out = random_crop_flip(x, 1, torch.Generator().manual_seed(0))

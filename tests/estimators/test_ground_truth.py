@@ -85,19 +85,35 @@ def test_classic_is_worse_than_hep_n2_at_large_beta(arch):
 
 
 def test_hep_continuous_approaches_exact_as_periods_grow():
+    """Read at the end of each hold (the paper's code), the states are the settled points and
+    the estimate is the N-point Cauchy sum from the first period on; read at every step, the
+    transients bias it and only more periods average them away."""
     net, x, y, steps, free = _setup("mlp")
     truth = estimate(net, x, y, "exact", steps=steps, free=free, rtol=1e-13)
-    errs = [
-        _total_rel(
-            estimate(
-                net, x, y, "hep_continuous", beta=0.2, n_points=4, periods=p, steps_per_point=40
-            ).error,
-            truth.error,
-        )
-        for p in (1, 4, 16)
-    ]
-    assert errs[0] > errs[1] > errs[2]
-    assert errs[2] < 0.1
+
+    def errors(sample: str) -> list[float]:
+        return [
+            _total_rel(
+                estimate(
+                    net,
+                    x,
+                    y,
+                    "hep_continuous",
+                    beta=0.2,
+                    n_points=4,
+                    periods=p,
+                    steps_per_point=40,
+                    sample=sample,
+                ).error,
+                truth.error,
+            )
+            for p in (1, 4, 16)
+        ]
+
+    every, end = errors("every"), errors("end")
+    assert every[0] > every[1] > every[2]
+    assert every[2] < 0.1
+    assert max(end) < 1e-3 < every[2]
 
 
 def test_symmetric_nets_hep_matches_rbp(arch):
@@ -134,3 +150,25 @@ def test_unknown_method_and_hyperparameter():
         estimate(net, x, y, "hep", betta=0.1)
     with pytest.raises(ValueError, match="n_points"):
         estimate(net, x, y, "hep", n_points=1, free=free)
+
+
+def test_signed_classic_nudges_approach_exact_and_average_to_hep_n2(arch):
+    """beta > 0 nudges towards the target, beta < 0 away (the papers' code's convention for
+    beta > 0): each one-sided estimate is biased at O(beta) with opposite signs, both approach
+    the exact derivative as |beta| shrinks, and their mean is the symmetric N = 2 estimate."""
+    net, x, y, steps, free = _setup(arch)
+    truth = estimate(net, x, y, "exact", steps=steps, free=free, rtol=1e-13).error
+    kw = dict(nudge_steps=steps, free=free)
+    for sign in (1, -1):
+        errs = [
+            _total_rel(estimate(net, x, y, "classic", beta=sign * b, **kw).error, truth)
+            for b in (0.2, 0.02, 0.002)
+        ]
+        assert errs[0] > errs[1] > errs[2]
+        assert errs[1] / errs[2] > 5  # first order in beta
+    for b in (0.02, 0.2):
+        up = estimate(net, x, y, "classic", beta=b, **kw).error
+        down = estimate(net, x, y, "classic", beta=-b, **kw).error
+        n2 = estimate(net, x, y, "hep", beta=b, n_points=2, **kw).error
+        for u, d, h in zip(up, down, n2):
+            torch.testing.assert_close((u + d) / 2, h, rtol=1e-9, atol=1e-12)

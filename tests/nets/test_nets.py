@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from conftest import steps_for, tiny_batch, tiny_net
@@ -81,3 +83,28 @@ def test_readout_names_and_state_roundtrip(arch):
     assert all(torch.equal(a, b) for a, b in zip(unflatten(flatten(u), u), u))
     names = dict(net.named_parameters())
     assert all(k in names for k in net.readout_names)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "output-feedback", "conv", "pcn"])
+def test_lecun_normal_init_draws_as_flax_does(arch):
+    """Every weight matrix or kernel, readout included: std 1/sqrt(fan_in), nothing past two of
+    the untruncated normal's standard deviations, sqrt(3) times the uniform draw's std (the
+    conv net's uniform kernels already have the gain sqrt(3) that matches them)."""
+    kw = {"channels": (64, 64)} if arch == "conv" else {"sizes": [400, 300, 300, 50]}
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        nets = {init: get_net(arch, init=init, **kw) for init in ("uniform", "lecun_normal")}
+    uniform = dict(nets["uniform"].named_parameters())
+    for name, w in nets["lecun_normal"].named_parameters():
+        if w.ndim < 2:
+            continue
+        std = 1 / math.sqrt(w[0].numel())  # fan-in: one output unit's inputs
+        assert float(w.std()) == pytest.approx(std, rel=0.05), name
+        assert float(w.abs().max()) <= 2 * std / 0.87962566103423978 + 1e-7, name
+        ratio = 1.0 if arch == "conv" and name != "w_ro" else math.sqrt(3.0)
+        assert float(w.std()) == pytest.approx(ratio * float(uniform[name].std()), rel=0.05)
+
+
+def test_unknown_init_is_refused():
+    with pytest.raises(ValueError, match="init: unknown 'xavier'"):
+        get_net("mlp", sizes=[4, 3, 2], init="xavier")

@@ -27,7 +27,7 @@ from eqpop.population.storage import mask_password, open_storage
         (["digits", "--trials", "0"], "trials"),
         (["digits", "--actors", "0"], "actors"),
         (["digits", "--name", "../up"], "name"),
-        (["digits", "--set", "beta=-1"], "beta"),
+        (["digits", "--set", "beta=0"], "beta"),
         (["digits", "--set", "no_such=1"], "no_such"),
         (["digits", "--resume"], "--resume"),
         (["fashion_mnist"], "data_dir"),
