@@ -27,6 +27,7 @@ from optuna.trial import TrialState
 from tqdm import tqdm
 
 from eqpop.config import TrainConfig
+from eqpop.population.lease import Lease
 from eqpop.population.outcome import Decision, Outcome, Progress, Started, Trained, Verdict, decide
 from eqpop.population.pool import ActorPool
 from eqpop.population.sink import Sink
@@ -159,6 +160,7 @@ class Driver:
         self.base = spec.train_config({})
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # our event lines say it better
         self.store = TrialStore(spec, self.base.epochs)
+        self.lease = Lease(self.store.study, spec.heartbeat_seconds)
         self.sink = Sink(spec, self.base, spec.param_types())
         self.running: dict[ray.ObjectRef, Running] = {}
         self.failures = Failures(spec.max_failures_in_row)
@@ -255,7 +257,10 @@ class Driver:
 
     def run(self) -> Summary:
         spec = self.spec
+        self.lease.acquire()  # before anything is written: another live driver may run it
         self.events = Events(spec, self.store.finished(), self.progress, self.on_event)
+        for note in self.store.notes:
+            self.events.say("repaired", note)
         self.sink.describe()
         self.recover()
         self.pool = ActorPool(spec)
@@ -271,10 +276,12 @@ class Driver:
                     run = self.running.pop(ref)
                     self._take(run, self.pool.outcome(ref, run.actor))
                 self.sink.maybe_flush()
+                self.lease.beat()
         finally:
             self.sink.flush()
             self.events.bar.close()
             self.pool.shutdown()
+            self.lease.release()
         summary = self.summary(time.monotonic() - start)
         described = {k: v for k, v in asdict(summary).items() if k != "out"}
         self.sink.summary({**described, "busy_fraction": summary.busy_fraction})
@@ -312,11 +319,14 @@ class Driver:
 
 
 def connect(address: str, num_cpus: int | None = None) -> None:
-    """Start or join Ray once per process (a test session shares one local instance)."""
+    """Start or join Ray once per process (a test session shares one local instance).
+
+    Quietly: Ray's own notices (its token-authentication one at every start) stay out of the
+    user's terminal, errors excepted; authentication stays as Ray sets it. No Ray dashboard."""
     if ray.is_initialized():
         return
     kwargs: dict[str, Any] = dict(
-        include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING
+        include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR
     )
     if address == "local":
         kwargs["num_cpus"] = num_cpus
@@ -340,7 +350,8 @@ def check_resources(spec: StudyConfig) -> None:
 
 
 def run_study(spec: StudyConfig, progress: bool = True, on_event: Event | None = None) -> Summary:
+    driver = Driver(spec, progress, on_event)  # the storage first: its errors need no Ray
     connect(spec.address)
     if spec.address != "auto":
         check_resources(spec)
-    return Driver(spec, progress, on_event).run()
+    return driver.run()

@@ -131,6 +131,12 @@ class StudyConfig(BaseModel):
     out: Path | None = Field(default=None, description="default reports/<name>")
     address: str = Field(default="local", description="Ray address: local, auto or host:port")
     flush_seconds: float = Field(default=5.0, gt=0)
+    heartbeat_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="the driver renews its claim on the study this often; a driver on another "
+        "host that misses three beats counts as gone",
+    )
 
     @field_validator("name")
     @classmethod

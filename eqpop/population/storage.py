@@ -7,13 +7,24 @@ Optuna's public API only: trials are addressed by number, through the storage's 
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+    check_distribution_compatibility,
+)
 from optuna.trial import FrozenTrial, TrialState
+
+from eqpop.errors import ConfigError
 
 if TYPE_CHECKING:  # the spec imports the training config and with it torch; reports do not
     from eqpop.population.spec import StudyConfig
@@ -76,19 +87,107 @@ class RetryPolicy:
         return True
 
 
+def repair_journal(path: Path) -> str | None:
+    """Drop a torn last record (a write cut by a crash or a full disk) so that the next append
+    does not glue onto it; the cut bytes are kept in ``<journal>.torn``. Returns what it did,
+    or None. A damaged record *before* the last one is refused: what follows it cannot be
+    trusted, and the one-line error gives the command that keeps the records before it."""
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    lock = JournalFileSymlinkLock(str(path))  # the lock Optuna's own appends take
+    lock.acquire()
+    try:
+        data = path.read_bytes()
+        *complete, _ = data.split(b"\n")  # the part after the last newline is torn if any
+        end = 0  # where the last sound record ends
+        for number, line in enumerate(complete, 1):
+            try:
+                json.loads(line)
+            except ValueError:
+                if number < len(complete):
+                    keep = number - 1
+                    raise ConfigError(
+                        f"{path}: record {number} of {len(complete)} is damaged; keep the "
+                        f"{keep} before it with: head -n {keep} {path} > {path}.fixed && "
+                        f"mv {path}.fixed {path}"
+                    ) from None
+                break  # a damaged last record is a torn one
+            end += len(line) + 1
+        torn = data[end:]
+        if not torn:
+            return None
+        with open(f"{path}.torn", "ab") as f:
+            f.write(torn.rstrip(b"\n") + b"\n")
+        with open(path, "r+b") as f:
+            f.truncate(end)
+            os.fsync(f.fileno())
+        return f"{path}: dropped a torn last record ({len(torn)} bytes, kept in {path}.torn)"
+    finally:
+        lock.release()
+
+
+def space_distributions(spec: StudyConfig) -> dict[str, BaseDistribution]:
+    """The Optuna distributions the study's space draws from (as ``Param.suggest`` does)."""
+    out: dict[str, BaseDistribution] = {}
+    for name, p in spec.space.items():
+        if p.choices is not None:
+            out[name] = CategoricalDistribution(p.choices)
+            continue
+        if p.zero_or:
+            out[f"{name}_on"] = CategoricalDistribution([False, True])
+        if p.integer:
+            out[name] = IntDistribution(int(p.low), int(p.high), log=p.log)
+        else:
+            out[name] = FloatDistribution(p.low, p.high, log=p.log)
+    return out
+
+
+def _shown(dist: BaseDistribution) -> str:
+    if isinstance(dist, CategoricalDistribution):
+        return f"choices {list(dist.choices)}"
+    kind = "integers" if isinstance(dist, IntDistribution) else "floats"
+    return f"{kind} {dist.low:g}..{dist.high:g}" + (" (log)" if dist.log else "")
+
+
+def check_space(study: optuna.Study, spec: StudyConfig) -> None:
+    """Refuse, before anything is written, a space Optuna cannot continue the stored study
+    with (other choices, another kind of value): one line naming the parameter, the stored
+    and the new values, and the way out. Changed float or integer ranges are fine."""
+    stored: dict[str, BaseDistribution] = {}
+    for trial in study.get_trials(deepcopy=False):
+        for name, dist in trial.distributions.items():
+            stored.setdefault(name, dist)
+    for name, new in space_distributions(spec).items():
+        old = stored.get(name)
+        if old is None:
+            continue
+        try:
+            check_distribution_compatibility(old, new)
+        except ValueError:
+            raise ConfigError(
+                f"space.{name}: study {spec.name!r} was searched over {_shown(old)}, this run "
+                f"asks for {_shown(new)}; give the changed study a new --name"
+            ) from None
+
+
 class TrialStore:
     """One study in its storage: created on first use, continued by every later driver."""
 
     def __init__(self, spec: StudyConfig, epochs: int):
-        self.storage = open_storage(spec.storage_url)
-        self.study = optuna.create_study(
-            study_name=spec.name,
-            storage=self.storage,
-            direction="minimize",
-            sampler=make_sampler(spec),
-            pruner=make_pruner(spec, epochs),
-            load_if_exists=True,
-        )
+        url = spec.storage_url
+        self.notes = [] if "://" in url else [n for n in [repair_journal(Path(url))] if n]
+        self.storage = open_storage(url)
+        policy = dict(sampler=make_sampler(spec), pruner=make_pruner(spec, epochs))
+        if spec.name in optuna.get_all_study_names(self.storage):
+            # loaded, not "created if missing": a journal would record the creation again
+            self.study = optuna.load_study(study_name=spec.name, storage=self.storage, **policy)
+            check_space(self.study, spec)
+        else:
+            self.study = optuna.create_study(
+                study_name=spec.name, storage=self.storage, direction="minimize", **policy
+            )
         self.study_id = self.storage.get_study_id_from_name(spec.name)
         self.retry = RetryPolicy(spec.max_retries)
 

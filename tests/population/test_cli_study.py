@@ -152,3 +152,52 @@ def test_a_study_whose_trials_keep_failing_stops_with_the_reason(
     assert failed and len(failed) == len(study.trials) <= 3 + spec.actors
     frames = {d: pd.read_parquet(spec.out / d) for d in ("trials", "metrics")}  # no probe ran
     assert_parquet_agrees(study, frames)
+
+
+def test_a_second_driver_on_a_running_study_is_refused_naming_the_first(ray_address, tmp_path):
+    """The same ``eqpop study`` started again while the first still runs (a repeated
+    ``ray submit``): the second exits 2 with one line naming the live driver and touches
+    nothing; the first finishes its study as if alone."""
+    spec, path = _study_file(tmp_path)
+    cmd = study_command(path, spec.out, ray_address)
+    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and first.poll() is None and not _running(spec):
+        time.sleep(0.2)
+    assert first.poll() is None, first.stderr.read().decode()[-2000:]
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 2
+    line = second.stderr.strip()
+    assert len(line.splitlines()) == 1 and f"run by another driver (pid {first.pid} on" in line
+    assert first.wait(timeout=300) == 0, first.stderr.read().decode()[-2000:]
+    study, frames = load(spec)
+    assert not [t for t in study.trials if t.state == TrialState.FAIL]
+    assert_parquet_agrees(study, frames)
+
+
+def test_a_torn_journal_continues_and_a_changed_space_is_refused(ray_address, tmp_path):
+    spec, path = _study_file(tmp_path)
+    values = yaml.safe_load(path.read_text())
+    values["actors"] = 1
+    path.write_text(yaml.safe_dump({**values, "trials": 1}))
+    cmd = study_command(path, spec.out, ray_address)
+    assert subprocess.run(cmd, capture_output=True, timeout=300).returncode == 0
+    journal = spec.out / "optuna.journal"
+    before = journal.read_bytes()
+    methods = {"choices": ["classic", "hep", "rbp"]}
+    path.write_text(yaml.safe_dump({**values, "space": {**values["space"], "method": methods}}))
+    changed = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert changed.returncode == 2 and len(changed.stderr.strip().splitlines()) == 1
+    assert "space.method: study 'tiny' was searched over choices ['classic', 'hep']" in (
+        changed.stderr
+    )
+    assert journal.read_bytes() == before  # no trial left RUNNING, nothing appended
+    journal.write_bytes(before[:-30])  # the last record cut, as a full disk leaves it
+    path.write_text(yaml.safe_dump({**values, "trials": 2}))
+    resumed = subprocess.run(cmd[:-1], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "dropped a torn last record" in resumed.stdout
+    assert (spec.out / "optuna.journal.torn").is_file()
+    study, frames = load(spec)
+    assert len([t for t in study.trials if t.state.is_finished()]) >= 2
+    assert_parquet_agrees(study, frames)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 
 import optuna
 import pandas as pd
@@ -129,3 +131,11 @@ def test_trials_of_a_method_without_a_free_phase_complete(ray_address, tmp_path)
     assert set(frames["trials"].param_method) == {"hep_continuous"}
     assert frames["metrics"].residual.isna().all() and len(frames["metrics"]) == 6
     assert_parquet_agrees(study, frames)
+
+
+def test_a_local_ray_starts_without_rays_own_notices():
+    """Users see eqpop's lines, not Ray's (its token-authentication notice at every start)."""
+    code = "from eqpop.population.driver import connect; import ray; connect('local', 1); ray.shutdown()"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "WARNING" not in done.stderr and "authentication" not in done.stderr, done.stderr
