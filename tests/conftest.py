@@ -4,6 +4,7 @@ one local Ray instance (2 CPUs) shared by the whole test session (tests only).""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -69,3 +70,24 @@ def ray_address():
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server for the session. Where PostgreSQL is missing the tests skip,
+    except under CI (``EQPOP_REQUIRE_POSTGRES=1``, set by .ci/run after installing it)."""
+    import shutil
+    import tempfile
+
+    from postgres_server import postgres
+
+    root = Path(tempfile.mkdtemp(prefix="eqpop-pg-"))  # pytest's folders are root's alone
+    try:
+        with postgres(root) as url:
+            if url is None:
+                if os.environ.get("EQPOP_REQUIRE_POSTGRES") == "1":
+                    pytest.fail("PostgreSQL is not installed (initdb, pg_ctl, createdb)")
+                pytest.skip("PostgreSQL is not installed")
+            yield url
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -41,7 +41,13 @@ def mask_password(url: str) -> str:
 def open_storage(url: str) -> optuna.storages.BaseStorage:
     """An SQLAlchemy URL (``sqlite:///...``, ``postgresql://...``) or a journal file path."""
     if "://" in url:
-        return optuna.storages.RDBStorage(url)
+        try:
+            return optuna.storages.RDBStorage(url)
+        except Exception as err:  # the driver's import, a refused connection, a missing db
+            why = mask_password(str(err).strip().splitlines()[0] if str(err).strip() else "")
+            raise ConfigError(
+                f"storage {mask_password(url)}: cannot open it ({type(err).__name__}: {why})"
+            ) from None
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     Path(url).parent.mkdir(parents=True, exist_ok=True)
