@@ -290,13 +290,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser(argv[0] if argv and argv[0] in COMMANDS else None).parse_args(argv)
     except SystemExit as stop:  # usage errors (exit 2) and --help (exit 0) as return codes
         return int(stop.code or 0)
-    from eqpop.errors import printable
+    from eqpop.errors import WriteFailed, printable
 
     try:
         return args.run(args)
     except ValueError as err:
         print(f"eqpop {args.command}: error: {printable(str(err))}", file=sys.stderr)
         return EXIT_USAGE
+    except WriteFailed as err:  # a full disk, a read-only folder: rerun once there is room
+        print(f"eqpop {args.command}: error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

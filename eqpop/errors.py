@@ -10,6 +10,23 @@ def printable(text: str) -> str:
     return re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], text)
 
 
+class WriteFailed(OSError):
+    """A result could not be written (a full disk, a read-only folder): one line naming the
+    path. Nothing half-written is left (``eqpop.io.atomic_write``), so the same command run
+    again once the disk has room continues where it stopped."""
+
+    def __init__(self, path: object, why: OSError | str):
+        text = why if isinstance(why, str) else f"cannot write {path}: {why.strerror or why}"
+        super().__init__(getattr(why, "errno", None), printable(text))
+        self.path = path
+
+    def __reduce__(self):  # crosses process boundaries (Ray) as itself
+        return (WriteFailed, (self.path, str(self)))
+
+    def __str__(self) -> str:
+        return str(self.args[1])
+
+
 class ConfigError(ValueError):
     """A bad config value: the message is one line naming the field (whatever was typed)."""
 

@@ -75,7 +75,7 @@ def ray_address():
 @pytest.fixture(scope="session")
 def postgres_url():
     """A real PostgreSQL server for the session. Where PostgreSQL is missing the tests skip,
-    except under CI (``EQPOP_REQUIRE_POSTGRES=1``, set by .ci/run after installing it)."""
+    except under CI (``EQPOP_CI=1``, set by .ci/run after installing it)."""
     import shutil
     import tempfile
 
@@ -85,7 +85,7 @@ def postgres_url():
     try:
         with postgres(root) as url:
             if url is None:
-                if os.environ.get("EQPOP_REQUIRE_POSTGRES") == "1":
+                if os.environ.get("EQPOP_CI") == "1":
                     pytest.fail("PostgreSQL is not installed (initdb, pg_ctl, createdb)")
                 pytest.skip("PostgreSQL is not installed")
             yield url

@@ -13,6 +13,7 @@ keep failing stops itself (``max_failures_in_row``), saying why.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -27,8 +28,18 @@ from optuna.trial import TrialState
 from tqdm import tqdm
 
 from eqpop.config import TrainConfig
+from eqpop.errors import WriteFailed
 from eqpop.population.lease import Lease
-from eqpop.population.outcome import Decision, Outcome, Progress, Started, Trained, Verdict, decide
+from eqpop.population.outcome import (
+    Decision,
+    Outcome,
+    Progress,
+    Started,
+    Trained,
+    Unwritable,
+    Verdict,
+    decide,
+)
 from eqpop.population.pool import ActorPool
 from eqpop.population.sink import Sink
 from eqpop.population.spec import StudyConfig
@@ -165,13 +176,14 @@ class Driver:
         self.running: dict[ray.ObjectRef, Running] = {}
         self.failures = Failures(spec.max_failures_in_row)
         self.finished_here = 0  # trials this run completed or pruned
+        self.halt: str | None = None  # a result could not be written: start nothing more
         self.train_s = 0.0
 
     # --- ask and submit -----------------------------------------------------------------------
     def _can_launch(self, deadline: float | None) -> bool:
         if deadline is not None and time.monotonic() >= deadline:
             return False
-        if self.failures.exceeded:
+        if self.failures.exceeded or self.halt:
             return False
         return self.store.finished() + len(self.running) < self.spec.trials
 
@@ -218,6 +230,8 @@ class Driver:
             self.running[self.pool.epoch(run.actor)] = run
             return
         self._tell(run, decision)
+        if isinstance(outcome, Unwritable):
+            self.halt = outcome.message
         if decision.retry:
             if self.store.requeue(self.store.frozen(run.trial.number)):
                 number = run.trial.number
@@ -277,19 +291,25 @@ class Driver:
                     self._take(run, self.pool.outcome(ref, run.actor))
                 self.sink.maybe_flush()
                 self.lease.beat()
+        except WriteFailed as err:  # the driver's own Parquet: trials left running recover
+            self.halt = str(err)
         finally:
-            self.sink.flush()
+            with contextlib.suppress(WriteFailed):  # already reported: nothing half-written
+                self.sink.flush()
             self.events.bar.close()
             self.pool.shutdown()
             self.lease.release()
         summary = self.summary(time.monotonic() - start)
         described = {k: v for k, v in asdict(summary).items() if k != "out"}
-        self.sink.summary({**described, "busy_fraction": summary.busy_fraction})
+        with contextlib.suppress(WriteFailed):
+            self.sink.summary({**described, "busy_fraction": summary.busy_fraction})
         return summary
 
     def stopped(self) -> str | None:
         """Why the study stopped short of its budget because its trials kept failing: too
         many failures in a row, or a wall-time budget spent with every trial failing."""
+        if self.halt:
+            return f"{self.halt}; make room (or make --out writable) and run the same command again"
         if self.failures.exceeded:
             return f"{len(self.failures.in_row)} trials failed in a row; {self.failures.why()}"
         short = self.store.finished() < self.spec.trials  # then the time budget ended it

@@ -49,7 +49,15 @@ class Raised:
     message: str
 
 
-Outcome = Started | Trained | Lost | Raised
+@dataclass(frozen=True)
+class Unwritable:
+    """The trial's results could not be written (a full disk, a read-only ``--out``): the
+    study stops, and the trial runs again from its last checkpoint when the command is rerun."""
+
+    message: str
+
+
+Outcome = Started | Trained | Lost | Raised | Unwritable
 
 
 class Verdict(Enum):
@@ -83,6 +91,8 @@ def decide(outcome: Outcome, trial: Progress, spec: StudyConfig) -> Decision:
         return Decision(Verdict.FAIL, f"actor died ({outcome.why})", retry=True)
     if isinstance(outcome, Raised):
         return Decision(Verdict.FAIL, outcome.message)
+    if isinstance(outcome, Unwritable):
+        return Decision(Verdict.FAIL, outcome.message, retry=True)
     if isinstance(outcome, Trained):
         if outcome.status == Status.NON_FINITE:
             return Decision(Verdict.FAIL, f"diverged: {outcome.reason}")

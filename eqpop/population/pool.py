@@ -12,8 +12,9 @@ import ray
 from ray.exceptions import RayActorError, RayTaskError
 
 from eqpop.config import TrainConfig
+from eqpop.errors import WriteFailed
 from eqpop.population.actor import LostTrial, TrialActor
-from eqpop.population.outcome import Lost, Outcome, Raised, Started
+from eqpop.population.outcome import Lost, Outcome, Raised, Started, Unwritable
 from eqpop.population.spec import StudyConfig
 
 
@@ -47,6 +48,8 @@ class ActorPool:
             if isinstance(err, RayActorError) or isinstance(cause, LostTrial):
                 self.revive(actor)
                 return Lost(type(cause).__name__)
+            if isinstance(cause, WriteFailed):
+                return Unwritable(str(cause))
             return Raised(f"{type(cause).__name__}: {cause}".splitlines()[0])
         if isinstance(result, Started):
             self.pids[actor] = result.pid
