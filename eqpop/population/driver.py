@@ -291,14 +291,16 @@ class Driver:
                     self._take(run, self.pool.outcome(ref, run.actor))
                 self.sink.maybe_flush()
                 self.lease.beat()
-        except WriteFailed as err:  # the driver's own Parquet: trials left running recover
-            self.halt = str(err)
+        except OSError as err:  # the Parquet or the journal: trials left running recover
+            where = mask_password(spec.storage_url)
+            self.halt = str(err) if isinstance(err, WriteFailed) else f"cannot write {where}: {err}"
         finally:
-            with contextlib.suppress(WriteFailed):  # already reported: nothing half-written
+            with contextlib.suppress(OSError):  # already reported: nothing half-written
                 self.sink.flush()
             self.events.bar.close()
             self.pool.shutdown()
-            self.lease.release()
+            with contextlib.suppress(OSError):
+                self.lease.release()
         summary = self.summary(time.monotonic() - start)
         described = {k: v for k, v in asdict(summary).items() if k != "out"}
         with contextlib.suppress(WriteFailed):
