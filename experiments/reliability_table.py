@@ -52,7 +52,7 @@ def cases(f: dict[str, Path]) -> list[tuple[str, list[str]]]:
         ("unknown data set", [*t, "--dataset", "foo"]),
         ("unknown net", [*t, "--net", "transformer"]),
         ("hep with N < 2", [*t, "--n-points", "1"]),
-        ("beta <= 0", [*t, "--beta", "-0.5"]),
+        ("beta = 0", [*t, "--beta", "0"]),
         ("beta not finite", [*t, "--beta", "inf"]),
         ("zero steps", [*t, "--set", "t_free=0"]),
         ("zero epochs", [*t, "--epochs", "0"]),
