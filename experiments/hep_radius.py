@@ -20,7 +20,7 @@ import torch
 from eqpop.config import build_config
 from eqpop.dynamics import settle
 from eqpop.estimators import estimate
-from eqpop.metrics import relative_errors
+from eqpop.metrics import layer_cosines, relative_errors
 from eqpop.train import Trainer
 
 GRID = [
@@ -46,15 +46,20 @@ def main() -> None:
     gap = " / ".join(f"{r:.3g}" for r in relative_errors(truth, converged))
     print(f"{run} after epoch {trainer.epoch}: free residual {free.residual:.1e}; exact with")
     print(f"t_nudge = {cfg.t_nudge} tangent steps vs converged, per layer: {gap}")
-    print("| estimate | beta | rel. error vs exact, per layer | imag ratio |\n|---|---|---|---|")
+    print(
+        "| estimate | beta | rel. error vs exact, per layer | cosine with exact, per layer |",
+        end="",
+    )
+    print(" imag ratio |\n|---|---|---|---|---|")
     for method, beta, n in GRID:
         hyper = dict(common, beta=beta, **({"n_points": n} if n else {}))
         est = estimate(net, x, y, method, **hyper)
         rel = " / ".join(f"{r:.3g}" for r in relative_errors(est.error, truth))
+        cos = " / ".join(f"{float(c):.3f}" for c in layer_cosines(est.error, truth))
         name = f"{method} N={n}" if n else method
         ratio = est.stats.read()["imag_ratio"]
         ratio = float("nan") if ratio is None else ratio
-        print(f"| {name} | {beta} | {rel} | {ratio:.2f} |")
+        print(f"| {name} | {beta} | {rel} | {cos} | {ratio:.2f} |")
 
 
 if __name__ == "__main__":
