@@ -177,6 +177,7 @@ class Driver:
         self.failures = Failures(spec.max_failures_in_row)
         self.finished_here = 0  # trials this run completed or pruned
         self.halt: str | None = None  # a result could not be written: start nothing more
+        self.unplaced_since: float | None = None  # every actor lost and none placed again
         self.train_s = 0.0
 
     # --- ask and submit -----------------------------------------------------------------------
@@ -286,6 +287,8 @@ class Driver:
                     self._launch(self.pool.free.pop(0))
                 if not self.running and not (self.pool.pings and self._can_launch(deadline)):
                     break
+                if self._unplaceable():
+                    break
                 for ref in self.pool.wait(list(self.running), spec.flush_seconds):
                     run = self.running.pop(ref)
                     self._take(run, self.pool.outcome(ref, run.actor))
@@ -307,11 +310,31 @@ class Driver:
             self.sink.summary({**described, "busy_fraction": summary.busy_fraction})
         return summary
 
+    def _unplaceable(self) -> bool:
+        """Every actor is gone and Ray places none again (its node was lost and no node left
+        has the resources): after ``placement_timeout`` seconds the study stops, rather than
+        wait forever. While any actor lives, the study goes on with the ones it has."""
+        if self.running or self.pool.free or not self.pool.pings:
+            self.unplaced_since = None
+            return False
+        now = time.monotonic()
+        self.unplaced_since = self.unplaced_since or now
+        if now - self.unplaced_since < self.spec.placement_timeout:
+            return False
+        self.halt = (
+            f"no actor could be placed for {self.spec.placement_timeout:g} s (the cluster has "
+            "no node left with the resources one actor needs)"
+        )
+        return True
+
     def stopped(self) -> str | None:
         """Why the study stopped short of its budget because its trials kept failing: too
         many failures in a row, or a wall-time budget spent with every trial failing."""
         if self.halt:
-            return f"{self.halt}; make room (or make --out writable) and run the same command again"
+            way = (
+                "add nodes" if self.halt.startswith("no actor") else "make room (or --out writable)"
+            )
+            return f"{self.halt}; {way} and run the same command again"
         if self.failures.exceeded:
             return f"{len(self.failures.in_row)} trials failed in a row; {self.failures.why()}"
         short = self.store.finished() < self.spec.trials  # then the time budget ended it

@@ -24,6 +24,7 @@ class ActorPool:
         options = dict(
             num_cpus=spec.cpus_per_actor,
             num_gpus=spec.gpus_per_actor,
+            resources=dict(spec.resources_per_actor),
             max_restarts=-1,
             max_task_retries=0,
         )

@@ -114,6 +114,15 @@ class StudyConfig(BaseModel):
     actors: int = Field(default=2, ge=1)
     gpus_per_actor: float = Field(default=0.0, ge=0)
     cpus_per_actor: float = Field(default=1.0, gt=0)
+    resources_per_actor: dict[str, float] = Field(
+        default={}, description="Ray custom resources each actor needs (to pin actors to nodes)"
+    )
+    placement_timeout: float = Field(
+        default=600.0,
+        gt=0,
+        description="seconds the study waits with no actor placed (the cluster shrank below "
+        "one actor's resources) before it stops",
+    )
     sampler: Literal["tpe", "random"] = "tpe"
     seed: int = 0
     pruner: Literal["median", "successive_halving", "hyperband", "none"] = "median"
