@@ -24,7 +24,7 @@ def _running(spec) -> int:
     if not spec.out.joinpath("optuna.journal").exists():
         return 0
     study = optuna.load_study(study_name=spec.name, storage=open_storage(spec.storage_url))
-    return sum(t.state == TrialState.RUNNING and t.last_step for t in study.trials)
+    return sum(t.state == TrialState.RUNNING and bool(t.last_step) for t in study.trials)
 
 
 def test_a_lost_worker_node_fails_its_trial_which_resumes_on_the_other(tmp_path):
