@@ -43,7 +43,7 @@ from eqpop.population.outcome import (
 from eqpop.population.pool import ActorPool
 from eqpop.population.sink import Sink
 from eqpop.population.spec import StudyConfig
-from eqpop.population.storage import DONE, TrialStore, mask_password
+from eqpop.population.storage import DONE, TrialStore, mask_password, preflight
 
 Event = Callable[[str, dict[str, Any]], None]
 _STATES = {
@@ -165,8 +165,15 @@ class Events:
 
 
 class Driver:
-    def __init__(self, spec: StudyConfig, progress: bool = True, on_event: Event | None = None):
+    def __init__(
+        self,
+        spec: StudyConfig,
+        progress: bool = True,
+        on_event: Event | None = None,
+        notes: list[str] | None = None,
+    ):
         self.spec = spec
+        self.notes = notes or []  # what preflight repaired, said once the events are up
         self.progress, self.on_event = progress, on_event
         self.base = spec.train_config({})
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # our event lines say it better
@@ -274,7 +281,7 @@ class Driver:
         spec = self.spec
         self.lease.acquire()  # before anything is written: another live driver may run it
         self.events = Events(spec, self.store.finished(), self.progress, self.on_event)
-        for note in self.store.notes:
+        for note in self.notes:
             self.events.say("repaired", note)
         self.sink.describe()
         self.recover()
@@ -395,8 +402,8 @@ def check_resources(spec: StudyConfig) -> None:
 
 
 def run_study(spec: StudyConfig, progress: bool = True, on_event: Event | None = None) -> Summary:
-    driver = Driver(spec, progress, on_event)  # the storage first: its errors need no Ray
+    notes = preflight(spec)  # the storage first: its errors need no Ray
     connect(spec.address)
     if spec.address != "auto":
         check_resources(spec)
-    return driver.run()
+    return Driver(spec, progress, on_event, notes).run()

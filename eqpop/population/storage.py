@@ -178,18 +178,30 @@ def check_space(study: optuna.Study, spec: StudyConfig) -> None:
             ) from None
 
 
+def preflight(spec: StudyConfig) -> list[str]:
+    """What can be checked before Ray starts, writing nothing to the study folder (a torn
+    journal record excepted, which is dropped): the storage opens, and the space is one the
+    stored study can go on with. Returns what it repaired."""
+    url = spec.storage_url
+    if "://" not in url and not Path(url).is_file():
+        return []  # a new study
+    notes = [] if "://" in url else [n for n in [repair_journal(Path(url))] if n]
+    storage = open_storage(url)
+    if spec.name in optuna.get_all_study_names(storage):
+        check_space(optuna.load_study(study_name=spec.name, storage=storage), spec)
+    return notes
+
+
 class TrialStore:
-    """One study in its storage: created on first use, continued by every later driver."""
+    """One study in its storage: created on first use, continued by every later driver (run
+    ``preflight`` first: this creates the study)."""
 
     def __init__(self, spec: StudyConfig, epochs: int):
-        url = spec.storage_url
-        self.notes = [] if "://" in url else [n for n in [repair_journal(Path(url))] if n]
-        self.storage = open_storage(url)
+        self.storage = open_storage(spec.storage_url)
         policy = dict(sampler=make_sampler(spec), pruner=make_pruner(spec, epochs))
         if spec.name in optuna.get_all_study_names(self.storage):
             # loaded, not "created if missing": a journal would record the creation again
             self.study = optuna.load_study(study_name=spec.name, storage=self.storage, **policy)
-            check_space(self.study, spec)
         else:
             self.study = optuna.create_study(
                 study_name=spec.name, storage=self.storage, direction="minimize", **policy

@@ -56,7 +56,7 @@ def test_every_builtin_study_is_valid_given_its_data(name, tmp_path):
         (dict(name="ok", space={"nope": {"choices": [1]}}), "space.nope"),
         (dict(name="ok", space={"beta": {"low": 0, "high": 1, "log": True}}), "space.beta"),
         (dict(name="ok", space={"beta": {"low": 1}}), "space.beta"),
-        (dict(name="ok", base={"beta": -1}), "beta"),
+        (dict(name="ok", base={"beta": 0}), "beta"),
         (dict(name="ok", pruner="sometimes"), "pruner"),
         (dict(name="ok", probe={"n_points": [1]}), "probe.n_points"),
         (dict(name="ok", unknown=1), "unknown"),

@@ -9,7 +9,7 @@ import pytest
 from tiny_study import tiny_study
 
 from eqpop.errors import ConfigError
-from eqpop.population.storage import TrialStore, open_storage, repair_journal
+from eqpop.population.storage import TrialStore, open_storage, preflight, repair_journal
 
 
 def _journal(tmp_path, trials: int = 3):
@@ -57,7 +57,7 @@ def test_a_changed_space_is_refused_before_anything_is_written(tmp_path):
     space = {**spec.space, "method": {"choices": ["classic", "hep", "rbp"]}}
     changed = tiny_study(tmp_path, space={k: dict(v) for k, v in space.items()})
     with pytest.raises(ConfigError) as err:
-        TrialStore(changed, 3)
+        preflight(changed)
     message = str(err.value)
     assert message.startswith("space.method: study 'tiny' was searched over choices")
     assert "['classic', 'hep']" in message and "'rbp'" in message and "--name" in message
@@ -70,4 +70,4 @@ def test_a_changed_space_is_refused_before_anything_is_written(tmp_path):
             "lr": {"low": 0.01, "high": 0.5, "log": True},
         },
     )
-    TrialStore(wider, 3)  # a changed range Optuna continues with
+    assert preflight(wider) == []  # a changed range Optuna continues with
