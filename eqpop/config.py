@@ -79,6 +79,11 @@ class TrainConfig(BaseModel):
     )
     n_points: int = Field(default=2, ge=2)
     random_sign: bool = Field(default=False, description="random sign of beta per batch")
+    nudge_nonfinite: Literal["keep", "zero"] = Field(
+        default="keep",
+        description="hep: keep a nudged point's non-finite states (the run stops as diverged) or "
+        "zero them, as the papers' code does (nan_to_num)",
+    )
     periods: int = Field(default=5, ge=1)
     steps_per_point: int = Field(default=60, ge=1)
     sample: Literal["end", "every"] = Field(

@@ -7,13 +7,15 @@ from typing import Any
 
 # Laborieux & Zenke (2024) appendix E.3 Table 3 and the reference code's run.sh / arch files
 # (github.com/Laborieux-Axel/generalized-holo-ep): 784-256-256-10, shifted sigmoid, batch 50,
-# T 150/20, weights and readout drawn LeCun-normal (Flax's default), inputs x/255, no weight decay.
+# T 150/20, weights and readout drawn LeCun-normal (Flax's default), inputs x/255, no weight decay;
+# hEP's nudged states that blow up are zeroed, as its du_dbeta does (nan_to_num).
 _FMNIST = dict(
     dataset="fashion_mnist",
     net="mlp",
     hidden=[256, 256],
     init="lecun_normal",
     inputs="unit",
+    nudge_nonfinite="zero",
     batch_size=50,
     optimizer="sgd",
     lr=1e-2,

@@ -45,7 +45,16 @@ def hep(
     steps: int = 100,
     nudge_steps: int = 20,
     free: Settled | None = None,
+    nonfinite: str = "keep",
 ) -> Estimate:
+    """``nonfinite="zero"`` sets the entries of a nudged point's activated state that blew up
+    (NaN or infinite: a complex nudge that met a pole of the activation) to zero, as the
+    papers' reference code does (``nan_to_num``; infinities zeroed too, where it keeps them
+    as +-3.4e38); the sample's estimate then misses that point's term but the batch trains on.
+    "keep" leaves them, and the run stops as diverged. The nudged phase reports NON_FINITE
+    either way."""
+    if nonfinite not in ("keep", "zero"):
+        raise ValueError(f"hep: nonfinite must be 'keep' or 'zero', got {nonfinite!r}")
     free = free_phase(net, x, steps, free)
     start = time.perf_counter()
     points, weights = cauchy_points(beta, n_points)
@@ -63,11 +72,14 @@ def hep(
         state=tuple(tile(u, k).to(dtype) for u in free.state),
     )
     s0 = net.activate(free.state)
+    s_nudged = net.activate(nudged.state)
+    if nonfinite == "zero":
+        s_nudged = tuple(torch.where(torch.isfinite(s), s, 0) for s in s_nudged)
     error: State = tuple(
         -sum(
             (w / (n_points * bk)) * (sk - s) for w, bk, sk in zip(weights, betas, chunk.split(b))
         ).real
-        for s, chunk in zip(s0, net.activate(nudged.state))
+        for s, chunk in zip(s0, s_nudged)
     )
     return finish(
         net, x, y, free, error, start, nudge=nudged.phase, imag_ratio=imag_ratio(net, nudged.state)
@@ -75,5 +87,11 @@ def hep(
 
 
 # N/2 + 1 points are settled (the others are their conjugates), each for t_nudge steps
-_CONFIG = {"beta": "beta", "n_points": "n_points", "steps": "t_free", "nudge_steps": "t_nudge"}
+_CONFIG = {
+    "beta": "beta",
+    "n_points": "n_points",
+    "steps": "t_free",
+    "nudge_steps": "t_nudge",
+    "nonfinite": "nudge_nonfinite",
+}
 register(Method("hep", hep, _CONFIG, cost="t_free + (n_points // 2 + 1) * t_nudge", order=20))

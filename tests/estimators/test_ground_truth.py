@@ -6,6 +6,7 @@ from conftest import steps_for, tiny_batch, tiny_net
 from dense import dense_exact, implicit_delta, implicit_gradient
 
 from eqpop import estimate, settle
+from eqpop.dynamics import Status
 from eqpop.metrics import grad_cosine, layer_cosines, relative_errors
 
 
@@ -72,6 +73,26 @@ def test_imag_ratio_flags_a_circle_that_reaches_the_activations_poles():
     assert ratio[30.0] > 1 and _total_rel(runs[30.0].error, truth) > 0.1
     real = estimate(net, x, y, "hep", beta=30.0, n_points=2, nudge_steps=steps, free=free)
     assert float(real.stats.imag_ratio) == 0.0
+
+
+def test_zeroing_a_blown_up_nudge_keeps_the_rest_of_the_estimate():
+    """At |beta| = 300 some complex nudged states overflow: kept, the estimate is non-finite;
+    zeroed (the papers' code's nan_to_num), it is finite, and every entry whose states all
+    stayed finite is the same as before. The nudged phase reports NON_FINITE either way."""
+    net, x, y, steps, free = _setup("mlp")
+    runs = {
+        nf: estimate(
+            net, x, y, "hep", beta=300.0, n_points=4, nudge_steps=steps, free=free, nonfinite=nf
+        )
+        for nf in ("keep", "zero")
+    }
+    kept, zeroed = runs["keep"].error, runs["zero"].error
+    assert not all(bool(torch.isfinite(e).all()) for e in kept)
+    assert all(bool(torch.isfinite(e).all()) for e in zeroed)
+    for k, z in zip(kept, zeroed):
+        ok = torch.isfinite(k)
+        assert ok.any() and torch.equal(k[ok], z[ok])
+    assert all(int(r.stats.status) == Status.NON_FINITE for r in runs.values())
 
 
 def test_classic_is_worse_than_hep_n2_at_large_beta(arch):
