@@ -11,34 +11,17 @@ Prints, per epoch, the validation error, the symmetry ratio and the layer-wise c
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from runs import slug, train_all
+from runs import jobs, parser, train_all
 
 ROOT = Path("reports/fmnist-fig4")
 ARMS = {"lambda_homeo=1": dict(lambda_homeo=1.0), "lambda_homeo=0": dict(lambda_homeo=0.0)}
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--data-dir", type=Path, required=True)
-    p.add_argument("--epochs", type=int, default=15)
-    p.add_argument("--train-subset", type=int, default=None)
-    p.add_argument("--seeds", type=int, default=1)
-    p.add_argument("--workers", type=int, default=2)
-    a = p.parse_args()
-    jobs = [
-        (
-            name,
-            "fmnist-homeostasis",
-            dict(over, seed=s, epochs=a.epochs, data_dir=a.data_dir, train_subset=a.train_subset),
-            ROOT / f"{slug(name)}-s{s}",
-        )
-        for name, over in ARMS.items()
-        for s in range(a.seeds)
-    ]
-    frame = train_all(jobs, a.workers)
+    a = parser(epochs=15).parse_args()
+    frame = train_all(jobs(ARMS, "fmnist-homeostasis", a, ROOT), a.workers)
     cols = ["val_error", "symmetry_ratio", *sorted(c for c in frame if c.startswith("cos_rbp_l"))]
     means = frame.groupby(["run", "epoch"])[cols].mean()
     print(means.round(4).to_string())

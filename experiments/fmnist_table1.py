@@ -12,11 +12,10 @@ from the target: ``beta < 0`` here; at 0.5 also towards it), hEP N = 2, 4, 6, co
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pandas as pd
-from runs import mean_std, slug, train_all
+from runs import jobs, mean_std, parser, train_all
 
 ROOT = Path("reports/fmnist-table1")
 #: (column, |beta| or None) -> overrides of the fmnist-mlp preset
@@ -66,25 +65,17 @@ def table(frame: pd.DataFrame) -> str:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--data-dir", type=Path, required=True)
-    p.add_argument("--epochs", type=int, default=15)
-    p.add_argument("--train-subset", type=int, default=None)
-    p.add_argument("--seeds", type=int, default=1)
-    p.add_argument("--workers", type=int, default=2)
+    p = parser(epochs=15)
     p.add_argument("--only", nargs="*", help="columns or cells (as printed) to run; default all")
     a = p.parse_args()
-    jobs = []
-    for (col, beta), over in CELLS.items():
-        name = cell_name(col, beta)
-        if a.only and col not in a.only and name not in a.only:
-            continue
-        for seed in range(a.seeds):
-            cfg = dict(over, seed=seed, epochs=a.epochs, data_dir=a.data_dir)
-            cfg["train_subset"] = a.train_subset
-            jobs.append((name, "fmnist-mlp", cfg, ROOT / f"{slug(name)}-s{seed}"))
-    jobs.sort(key=lambda j: j[2]["method"] != "hep_continuous")  # the longest first
-    print(table(train_all(jobs, a.workers)))
+    chosen = {
+        cell_name(col, beta): over
+        for (col, beta), over in CELLS.items()
+        if not a.only or col in a.only or cell_name(col, beta) in a.only
+    }
+    todo = jobs(chosen, "fmnist-mlp", a, ROOT)
+    todo.sort(key=lambda j: j[2]["method"] != "hep_continuous")  # the longest first
+    print(table(train_all(todo, a.workers)))
 
 
 if __name__ == "__main__":

@@ -10,33 +10,17 @@ as diverged at the epoch it failed, as the paper's shortened curves are.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from runs import slug, train_all
+from runs import jobs, parser, train_all
 
 ROOT = Path("reports/mnist-init-ep")
 ARMS = {"Init-EP": dict(init_ep=True), "plain EP": dict(init_ep=False, init_ep_lambda=0.0)}
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--data-dir", type=Path, required=True)
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--seeds", type=int, default=1)
-    p.add_argument("--workers", type=int, default=2)
-    a = p.parse_args()
-    jobs = [
-        (
-            name,
-            "mnist-init-ep",
-            dict(over, seed=s, epochs=a.epochs, data_dir=a.data_dir),
-            ROOT / f"{slug(name)}-s{s}",
-        )
-        for name, over in ARMS.items()
-        for s in range(a.seeds)
-    ]
-    frame = train_all(jobs, a.workers)
+    a = parser(epochs=20).parse_args()
+    frame = train_all(jobs(ARMS, "mnist-init-ep", a, ROOT), a.workers)
     cols = [c for c in ("val_error", "val_error_forward", "diverged") if c in frame]
     print(frame.set_index(["run", "seed", "epoch"])[cols].to_string())
 

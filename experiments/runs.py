@@ -7,6 +7,7 @@ A run that diverges is a finding, not a crash: its recorded epochs are kept with
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -25,7 +26,7 @@ def slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name).strip("-")
 
 
-def train(job: tuple[str, str, dict[str, Any], Path]) -> pd.DataFrame:
+def train(job: Job) -> pd.DataFrame:
     """``(name, preset, overrides, folder)``: train it (or read it back if it finished)."""
     name, base, overrides, out = job
     torch.set_num_threads(1)
@@ -42,7 +43,33 @@ def train(job: tuple[str, str, dict[str, Any], Path]) -> pd.DataFrame:
     return frame.assign(run=name, seed=cfg.seed)
 
 
-def train_all(jobs: Iterable[tuple[str, str, dict[str, Any], Path]], workers: int) -> pd.DataFrame:
+Job = tuple[str, str, dict[str, Any], Path]
+
+
+def parser(epochs: int) -> argparse.ArgumentParser:
+    """The flags every script takes."""
+    p = argparse.ArgumentParser()
+    p.add_argument("--data-dir", type=Path, required=True)
+    p.add_argument("--epochs", type=int, default=epochs)
+    p.add_argument("--train-subset", type=int, default=None, help="training images (all)")
+    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--workers", type=int, default=2)
+    return p
+
+
+def jobs(
+    runs: dict[str, dict[str, Any]], base: str, args: argparse.Namespace, root: Path
+) -> list[Job]:
+    """One job per run and seed: the preset ``base`` with the run's overrides and the flags."""
+    flags = dict(epochs=args.epochs, data_dir=args.data_dir, train_subset=args.train_subset)
+    return [
+        (name, base, dict(over, seed=s, **flags), root / f"{slug(name)}-s{s}")
+        for name, over in runs.items()
+        for s in range(args.seeds)
+    ]
+
+
+def train_all(jobs: Iterable[Job], workers: int) -> pd.DataFrame:
     """Every job, ``workers`` at a time, in the order given (put the longest first)."""
     with ProcessPoolExecutor(workers) as pool:
         return pd.concat(list(pool.map(train, list(jobs))), ignore_index=True)
