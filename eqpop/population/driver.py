@@ -92,6 +92,10 @@ class Failures:
         return f"most frequent reason ({count} of {len(self.in_row)}): {example}"
 
 
+def _unwritable(why: object) -> str:
+    return f"{why}; make room (or make --out writable) and run the same command again"
+
+
 def _kind(reason: str) -> str:
     return reason.split(" (")[0].split(":")[0]
 
@@ -183,7 +187,7 @@ class Driver:
         self.running: dict[ray.ObjectRef, Running] = {}
         self.failures = Failures(spec.max_failures_in_row)
         self.finished_here = 0  # trials this run completed or pruned
-        self.halt: str | None = None  # a result could not be written: start nothing more
+        self.halt: str | None = None  # why the study must stop now: start nothing more
         self.unplaced_since: float | None = None  # every actor lost and none placed again
         self.train_s = 0.0
 
@@ -239,7 +243,7 @@ class Driver:
             return
         self._tell(run, decision)
         if isinstance(outcome, Unwritable):
-            self.halt = outcome.message
+            self.halt = _unwritable(outcome.message)
         if decision.retry:
             if self.store.requeue(self.store.frozen(run.trial.number)):
                 number = run.trial.number
@@ -303,7 +307,9 @@ class Driver:
                 self.lease.beat()
         except OSError as err:  # the Parquet or the journal: trials left running recover
             where = mask_password(spec.storage_url)
-            self.halt = str(err) if isinstance(err, WriteFailed) else f"cannot write {where}: {err}"
+            self.halt = _unwritable(
+                err if isinstance(err, WriteFailed) else f"cannot write {where}: {err}"
+            )
         finally:
             with contextlib.suppress(OSError):  # already reported: nothing half-written
                 self.sink.flush()
@@ -330,7 +336,8 @@ class Driver:
             return False
         self.halt = (
             f"no actor could be placed for {self.spec.placement_timeout:g} s (the cluster has "
-            "no node left with the resources one actor needs)"
+            "no node left with the resources one actor needs); add nodes and run the same "
+            "command again"
         )
         return True
 
@@ -338,10 +345,7 @@ class Driver:
         """Why the study stopped short of its budget because its trials kept failing: too
         many failures in a row, or a wall-time budget spent with every trial failing."""
         if self.halt:
-            way = (
-                "add nodes" if self.halt.startswith("no actor") else "make room (or --out writable)"
-            )
-            return f"{self.halt}; {way} and run the same command again"
+            return self.halt
         if self.failures.exceeded:
             return f"{len(self.failures.in_row)} trials failed in a row; {self.failures.why()}"
         short = self.store.finished() < self.spec.trials  # then the time budget ended it

@@ -88,11 +88,15 @@ class Lease:
             f"heartbeat {age:.0f} s ago); let it finish or stop it, then run this again"
         )
 
-    def acquire(self) -> None:
-        """Hold the study, or raise ``StudyBusy`` naming the live driver that does."""
+    def check(self) -> None:
+        """Raise ``StudyBusy`` if another live driver holds the study (writes nothing)."""
         other = self.holder()
         if other is not None and other.token != self.me.token and self._alive(other):
             raise self._busy(other)
+
+    def acquire(self) -> None:
+        """Hold the study, or raise ``StudyBusy`` naming the live driver that does."""
+        self.check()
         self.beat(force=True)
         self.sleep(min(1.0, self.every / 2))  # two drivers starting at once: the last write wins
         current = self.holder()

@@ -25,6 +25,7 @@ from optuna.distributions import (
 from optuna.trial import FrozenTrial, TrialState
 
 from eqpop.errors import ConfigError
+from eqpop.population.lease import Lease
 
 if TYPE_CHECKING:  # the spec imports the training config and with it torch; reports do not
     from eqpop.population.spec import StudyConfig
@@ -180,15 +181,18 @@ def check_space(study: optuna.Study, spec: StudyConfig) -> None:
 
 def preflight(spec: StudyConfig) -> list[str]:
     """What can be checked before Ray starts, writing nothing to the study folder (a torn
-    journal record excepted, which is dropped): the storage opens, and the space is one the
-    stored study can go on with. Returns what it repaired."""
+    journal record excepted, which is dropped): the storage opens, no other live driver runs
+    the study, and the space is one the stored study can go on with. Returns what it
+    repaired."""
     url = spec.storage_url
     if "://" not in url and not Path(url).is_file():
         return []  # a new study
     notes = [] if "://" in url else [n for n in [repair_journal(Path(url))] if n]
     storage = open_storage(url)
     if spec.name in optuna.get_all_study_names(storage):
-        check_space(optuna.load_study(study_name=spec.name, storage=storage), spec)
+        study = optuna.load_study(study_name=spec.name, storage=storage)
+        Lease(study, spec.heartbeat_seconds).check()  # before Ray starts for nothing
+        check_space(study, spec)
     return notes
 
 
