@@ -58,7 +58,7 @@ def test_config_files(tmp_path, suffix, text):
     [
         (["--method", "bptt"], "method"),
         (["--n-points", "1"], "n_points"),
-        (["--beta", "-1"], "beta"),
+        (["--beta", "0"], "beta"),
         (["--beta", "nan"], "beta"),
         (["--epochs", "0"], "epochs"),
         (["--batch-size", "0"], "batch_size"),
