@@ -16,7 +16,8 @@ from test_driver import assert_parquet_agrees, load
 from tiny_study import study_command, tiny_study
 
 
-def _running(spec) -> int:
+def _mid_trial(spec) -> int:
+    """Running trials that have reported an epoch (so have a checkpoint) and are far from done."""
     import optuna
 
     from eqpop.population.storage import open_storage
@@ -24,7 +25,7 @@ def _running(spec) -> int:
     if not spec.out.joinpath("optuna.journal").exists():
         return 0
     study = optuna.load_study(study_name=spec.name, storage=open_storage(spec.storage_url))
-    return sum(t.state == TrialState.RUNNING and bool(t.last_step) for t in study.trials)
+    return sum(t.state == TrialState.RUNNING and 1 <= (t.last_step or 0) <= 2 for t in study.trials)
 
 
 def test_a_lost_worker_node_fails_its_trial_which_resumes_on_the_other(tmp_path):
@@ -41,14 +42,14 @@ def test_a_lost_worker_node_fails_its_trial_which_resumes_on_the_other(tmp_path)
             pruner="none",
             resources_per_actor={"slot": 1},
             placement_timeout=30,
-            base={**tiny_study(tmp_path).base, "epochs": 4},
+            base={**tiny_study(tmp_path).base, "epochs": 6},
         )
         path = tmp_path / "cluster.yaml"
         path.write_text(yaml.safe_dump(spec.model_dump(mode="json", exclude={"out", "address"})))
         cmd = study_command(path, spec.out, cluster.address)
         driver = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and driver.poll() is None and _running(spec) < 2:
+        while time.monotonic() < deadline and driver.poll() is None and _mid_trial(spec) < 2:
             time.sleep(0.2)  # both actors are into a trial, one on each worker
         assert driver.poll() is None, driver.stderr.read()[-2000:]
         cluster.remove_node(workers[0], allow_graceful=False)
@@ -62,8 +63,9 @@ def test_a_lost_worker_node_fails_its_trial_which_resumes_on_the_other(tmp_path)
     lost = [t for t in study.trials if t.state == TrialState.FAIL]
     assert lost and all("actor died" in t.user_attrs["fail_reason"] for t in lost)
     retries = {t.user_attrs.get("retry_of"): t for t in study.trials}
-    for t in lost:  # the same run folder, resumed from its checkpoint: epoch 1 not redone
-        assert retries[t.number].user_attrs["run"] == t.user_attrs["run"]
-        resumed = frames["metrics"].query("trial == @retries[@t.number].number")
-        assert resumed.resumed.any()
+    for t in lost:  # the same run folder, resumed from its checkpoint: its epochs not redone
+        retry = retries[t.number]
+        assert retry.user_attrs["run"] == t.user_attrs["run"]
+        rows = frames["metrics"].query("trial == @retry.number")
+        assert rows.resumed.sum() >= (t.last_step or 0)  # its checkpoint may be one ahead
     assert_parquet_agrees(study, frames)
