@@ -110,8 +110,12 @@ class WeightInit:
             raise ValueError(f"init: unknown {self.kind!r}; choose uniform or lecun_normal")
 
     def weight(self, *shape: int, fan_in: int) -> Tensor:
+        return self.fill_(torch.empty(*shape), fan_in)
+
+    def fill_(self, t: Tensor, fan_in: int) -> Tensor:
+        """Draw into ``t`` in place, in its memory order (a transposed view gets the draws of
+        its untransposed layout, as PyTorch's in-place initialisers do)."""
         scale = self.gain / math.sqrt(fan_in)
-        t = torch.empty(*shape)
         with torch.no_grad():
             if self.kind == "uniform":
                 return t.uniform_(-scale, scale)
@@ -144,7 +148,7 @@ def feedback_weights(
     for w_f in forward:
         target = mirror(w_f.detach(), transposed)
         fan_in = target.shape[1] * (target[0, 0].numel() if target.ndim > 2 else 1)
-        w_b = init.weight(*target.shape, fan_in=fan_in).to(target.dtype)
+        w_b = init.fill_(torch.empty_like(target), fan_in)
         if angle_deg is not None:
             # same norm as the target, so that the angle between w_b and w_f^T is ``a`` itself
             w_b = w_b * (target.norm() / w_b.norm())
