@@ -76,13 +76,13 @@ def test_imag_ratio_flags_a_circle_that_reaches_the_activations_poles():
 
 
 def test_zeroing_a_blown_up_nudge_keeps_the_rest_of_the_estimate():
-    """At |beta| = 300 some complex nudged states overflow: kept, the estimate is non-finite;
+    """At |beta| = 1000 some complex nudged states overflow: kept, the estimate is non-finite;
     zeroed (the papers' code's nan_to_num), it is finite, and every entry whose states all
     stayed finite is the same as before. The nudged phase reports NON_FINITE either way."""
     net, x, y, steps, free = _setup("mlp")
     runs = {
         nf: estimate(
-            net, x, y, "hep", beta=300.0, n_points=4, nudge_steps=steps, free=free, nonfinite=nf
+            net, x, y, "hep", beta=1000.0, n_points=4, nudge_steps=steps, free=free, nonfinite=nf
         )
         for nf in ("keep", "zero")
     }
