@@ -38,7 +38,7 @@ def net_for_data(
     hidden layers (dense nets) or the channels of every layer (conv net); ``init`` how weights
     are drawn (``WeightInit``)."""
     widths = list(hidden)
-    extra = {"init": init} if dt is None else {"init": init, "dt": dt}
+    extra = {"init": init} | ({} if dt is None else {"dt": dt})
     tying = (
         {}
         if name == "output-feedback"

@@ -36,7 +36,6 @@ from eqpop.population.outcome import (
     Progress,
     Started,
     Trained,
-    Unwritable,
     Verdict,
     decide,
 )
@@ -242,8 +241,8 @@ class Driver:
             self.running[self.pool.epoch(run.actor)] = run
             return
         self._tell(run, decision)
-        if isinstance(outcome, Unwritable):
-            self.halt = _unwritable(outcome.message)
+        if decision.stop_study:
+            self.halt = _unwritable(decision.reason)
         if decision.retry:
             if self.store.requeue(self.store.frozen(run.trial.number)):
                 number = run.trial.number

@@ -72,6 +72,7 @@ class Decision:
     verdict: Verdict
     reason: str = ""  # why it failed
     retry: bool = False  # its actor is gone: run it again elsewhere (retry policy)
+    stop_study: bool = False  # nothing more can run until the user acts (a full disk)
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def decide(outcome: Outcome, trial: Progress, spec: StudyConfig) -> Decision:
     if isinstance(outcome, Raised):
         return Decision(Verdict.FAIL, outcome.message)
     if isinstance(outcome, Unwritable):
-        return Decision(Verdict.FAIL, outcome.message, retry=True)
+        return Decision(Verdict.FAIL, outcome.message, retry=True, stop_study=True)
     if isinstance(outcome, Trained):
         if outcome.status == Status.NON_FINITE:
             return Decision(Verdict.FAIL, f"diverged: {outcome.reason}")

@@ -12,6 +12,7 @@ from eqpop.population.outcome import (
     Raised,
     Started,
     Trained,
+    Unwritable,
     Verdict,
     decide,
 )
@@ -52,4 +53,10 @@ def spec(tmp_path_factory):
 def test_decide(spec, outcome, trial, verdict, reason, retry):
     decision = decide(outcome, trial, spec)
     assert decision.verdict is verdict and decision.reason.startswith(reason)
-    assert decision.retry is retry
+    assert decision.retry is retry and not decision.stop_study
+
+
+def test_a_trial_that_cannot_write_stops_the_study_and_is_retried_later(spec):
+    decision = decide(Unwritable("cannot write x: No space left"), progress(), spec)
+    assert decision.verdict is Verdict.FAIL and decision.reason == "cannot write x: No space left"
+    assert decision.retry and decision.stop_study
