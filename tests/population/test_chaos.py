@@ -32,6 +32,8 @@ def test_study_survives_random_kills_of_actors_and_driver(ray_address, tmp_path)
         pruner_startup=2,
         pruner_warmup=1,
         max_retries=3,
+        # long enough that no driver run finishes the study inside its kill window
+        base={**tiny_study(tmp_path).base, "epochs": 6},
     )
     path = tmp_path / "chaos.yaml"
     path.write_text(yaml.safe_dump(spec.model_dump(mode="json", exclude={"out", "address"})))
