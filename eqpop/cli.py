@@ -234,6 +234,20 @@ def _run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_compact(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", type=Path, metavar="PATH", help="a study folder (reports/<study>)")
+    p.add_argument(
+        "--storage", help="the study's Optuna storage, when study.json cannot name it in full"
+    )
+    p.set_defaults(run=_run_compact)
+
+
+def _run_compact(args: argparse.Namespace) -> int:
+    from eqpop.population.cli import run_compact_command
+
+    return run_compact_command(args)
+
+
 def script_main(study: str, argv: list[str]) -> int:
     """``studies/<study>.py``: the built-in study as a standalone Ray driver, joining the Ray
     cluster it runs on (``ray submit``) or starting a local one."""
@@ -261,6 +275,13 @@ COMMANDS: dict[str, tuple[str, str, Callable[[argparse.ArgumentParser], None]]] 
         "(ask/tell) chooses the next setting and prunes; trials, metrics and estimator "
         "comparisons stream to reports/<study>/. Re-running the same command continues it.",
         _add_study,
+    ),
+    "compact": (
+        "rewrite a study's Parquet datasets as a handful of files each",
+        "Compact a study folder that no driver runs now: each dataset's part files become a "
+        "few large ones, switched in at once (a reader never sees both or neither, a killed "
+        "compaction loses nothing). A study's driver does this itself when it ends.",
+        _add_compact,
     ),
     "report": (
         "the papers' tables and figures, and report.html, from studies and runs",

@@ -75,3 +75,54 @@ def run_study_command(args: argparse.Namespace) -> int:
         print(f"eqpop study: stopped: {summary.stopped}", file=sys.stderr)
         return 1
     return 0
+
+
+def _compact_storage(folder: Path, described: dict[str, Any], given: str | None) -> str:
+    """The study's storage: ``--storage``, else the one ``study.json`` names (a journal path
+    written relative to where the study ran is also looked for in the folder)."""
+    url = given or str(described.get("storage", ""))
+    if not given and "***" in url:
+        raise ConfigError(
+            f"{folder}/study.json names the storage without its password; give it with --storage"
+        )
+    if "://" in url or Path(url).is_file():
+        return url
+    if not given and (folder / "optuna.journal").is_file():
+        return str(folder / "optuna.journal")
+    hint = "" if given else "; give the study's storage with --storage"
+    raise ConfigError(f"storage {url}: no such journal file{hint}")
+
+
+def run_compact_command(args: argparse.Namespace) -> int:
+    """Compact a study folder's three datasets while holding the study's lease, so that no
+    driver writes to it meanwhile (a live one makes this refuse, naming it)."""
+    import json
+
+    import optuna
+
+    from eqpop.population.dataset import Dataset
+    from eqpop.population.lease import Lease
+    from eqpop.population.storage import mask_password, open_storage
+    from eqpop.reports import schema
+
+    folder: Path = args.path
+    if not (folder / "study.json").is_file():
+        raise ConfigError(f"{folder}: holds no study (no study.json)")
+    described = json.loads((folder / "study.json").read_text())
+    url = _compact_storage(folder, described, args.storage)
+    storage = open_storage(url)
+    name = described["name"]
+    if name not in optuna.get_all_study_names(storage):
+        raise ConfigError(f"storage {mask_password(url)} holds no study {name!r}")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name=name, storage=storage)
+    lease = Lease(study, float(described.get("heartbeat_seconds", 10.0)))
+    lease.acquire()
+    try:
+        for dataset in (schema.TRIALS, schema.METRICS, schema.COMPARISONS):
+            before, after = Dataset(folder, dataset).compact()
+            print(f"{folder / dataset}: {before} files -> {after}")
+            lease.beat()
+    finally:
+        lease.release()
+    return 0

@@ -4,11 +4,12 @@ Its loop is ask, submit, wait, decide, tell, over named parts: the study's stora
 policy (``storage.py``), the actors (``pool.py``), typed outcomes and the rule that decides a
 trial's fate (``outcome.py``) and the Parquet and JSON files (``sink.py``). As soon as an actor
 reports an epoch the driver reports it to the trial and asks the pruner; a pruned or finished
-actor takes the next trial at once (no generations). An actor that dies fails its trial with
+actor takes the next trial at once (no synchronous rounds). An actor that dies fails its trial with
 the reason and the trial is re-queued (same parameters, resumed from its last checkpoint) up to
 ``max_retries`` times. A driver started again on the same storage fails the trials the previous
 driver left RUNNING and re-queues them the same way; finished trials stay. A study whose trials
-keep failing stops itself (``max_failures_in_row``), saying why.
+keep failing stops itself (``max_failures_in_row``), saying why. A run that ends without being
+halted leaves each Parquet dataset compacted to a handful of files.
 """
 
 from __future__ import annotations
@@ -251,8 +252,8 @@ class Driver:
             self.pool.free.append(run.actor)
 
     def _tell(self, run: Running, decision: Decision) -> None:
-        """End the trial in the storage (its epochs flushed first), then write its row."""
-        self.sink.flush()
+        """End the trial in the storage (its epochs flushed first), then queue its row."""
+        self.sink.flush_epochs()
         number, state = run.trial.number, _STATES[decision.verdict]
         if state == TrialState.FAIL:
             frozen = self.store.fail(number, decision.reason)
@@ -286,7 +287,7 @@ class Driver:
         self.events = Events(spec, self.store.finished(), self.progress, self.on_event)
         for note in self.notes:
             self.events.say("repaired", note)
-        self.sink.describe()
+        self.sink.open()
         self.recover()
         self.pool = ActorPool(spec)
         deadline = time.monotonic() + spec.timeout if spec.timeout else None
@@ -304,6 +305,9 @@ class Driver:
                     self._take(run, self.pool.outcome(ref, run.actor))
                 self.sink.maybe_flush()
                 self.lease.beat()
+            if not self.halt:  # a handful of files per dataset, for fast reading
+                files = self.sink.compact()
+                self.events.notify("compacted", files=files)
         except OSError as err:  # the Parquet or the journal: trials left running recover
             where = mask_password(spec.storage_url)
             self.halt = _unwritable(

@@ -46,9 +46,11 @@ class Sink:
         }
         self.writer = PartWriter(self.out, schemas, spec.flush_seconds)
 
-    def describe(self) -> None:
-        """``study.json``: the study (storage printed without its password), the training
+    def open(self) -> None:
+        """Once the study is this driver's: finish a compaction a killed process left, and
+        write ``study.json``: the study (storage printed without its password), the training
         config its trials start from and the estimators' descriptions for the reports."""
+        self.writer.repair()
         described = self.spec.model_dump(mode="json")
         described["storage"] = mask_password(self.spec.storage_url)
         described["train_config"] = self.base.model_dump(mode="json")
@@ -65,7 +67,8 @@ class Sink:
         self.writer.add(schema.COMPARISONS, [{**keys, **row} for row in rows])
 
     def trial(self, frozen: FrozenTrial) -> None:
-        """A finished trial's row, written at once (after Optuna recorded the end)."""
+        """A finished trial's row (queued after Optuna recorded the end, written with the next
+        flush; a driver stopped before that writes it at its next start)."""
         start, end = frozen.datetime_start, frozen.datetime_complete
         attrs = frozen.user_attrs
         row = {
@@ -84,7 +87,6 @@ class Sink:
             **{f"param_{k}": frozen.params.get(k) for k in self.params},
         }
         self.writer.add(schema.TRIALS, [row])
-        self.writer.flush()
 
     def missing_trials(self, done: list[FrozenTrial]) -> None:
         """Rows for finished trials a stopped driver had no time to write."""
@@ -92,12 +94,22 @@ class Sink:
         for frozen in done:
             if frozen.number not in written:
                 self.trial(frozen)
+        self.flush()
 
     def flush(self) -> None:
         self.writer.flush()
 
+    def flush_epochs(self) -> None:
+        """What must be on disk before Optuna hears that a trial ended: its epochs (metrics
+        and comparisons). Its trial row follows with the next periodic flush."""
+        self.writer.flush(schema.METRICS, schema.COMPARISONS)
+
     def maybe_flush(self) -> None:
         self.writer.maybe_flush()
+
+    def compact(self) -> dict[str, tuple[int, int]]:
+        """Every dataset as a handful of files (files before and after, by dataset)."""
+        return self.writer.compact()
 
     def summary(self, values: dict[str, Any]) -> None:
         write_json(self.out / "summary.json", values)

@@ -13,6 +13,7 @@ import pandas as pd
 from optuna.trial import TrialState
 from tiny_study import tiny_study
 
+from eqpop.population.dataset import part_files
 from eqpop.population.driver import run_study
 from eqpop.population.storage import open_storage
 
@@ -57,6 +58,8 @@ def test_two_actors_fill_the_budget_and_parquet_agrees(ray_address, tmp_path):
     assert set(comps.epoch) == {2, 3} and set(comps.trial) == set(range(4))
     assert {"rbp", "exact", "classic", "hep", "hep_continuous"} == set(comps.method)
     assert (spec.out / "summary.json").is_file() and 0 < summary.busy_fraction <= 1
+    for name in frames:  # the finished study is compacted: one file per dataset
+        assert (spec.out / name).is_symlink() and len(part_files(spec.out / name)) == 1
     # started again with the same budget: the study is complete, nothing runs, nothing doubles
     again = run_study(spec, progress=False)
     assert again.counts == {"COMPLETE": 4}
