@@ -59,16 +59,27 @@ def resolve_address(address: str) -> str:
     return "auto" if os.environ.get("RAY_ADDRESS") or _CLUSTER_FILE.exists() else "local"
 
 
+def loopback_ray() -> None:
+    """Make a Ray this process starts for itself listen on 127.0.0.1 only (call before Ray is
+    imported: Ray reads the variable once, at import). Unset, Ray gives a one-machine node the
+    machine's network address and its servers listen on every interface. Only for a local
+    start: a node of a cluster needs its network address."""
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+
 def run_study_command(args: argparse.Namespace) -> int:
     """Run the study; exit 1 with one line on stderr when it stopped because its trials kept
     failing (everything written so far is kept)."""
-    from eqpop.population.driver import run_study
     from eqpop.population.storage import mask_password
 
     spec = study_from_args(args)
     if args.resume and not _study_exists(spec):
         raise ConfigError(f"--resume: no study {spec.name!r} in {mask_password(spec.storage_url)}")
     spec = spec.model_copy(update={"address": resolve_address(spec.address)})
+    if spec.address == "local":
+        loopback_ray()
+    from eqpop.population.driver import run_study
+
     summary = run_study(spec, progress=not args.quiet)
     print(summary.table())
     if summary.stopped:

@@ -3,6 +3,7 @@ pruning, divergence, an actor killed mid-trial, and Parquet that agrees with the
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -136,9 +137,33 @@ def test_trials_of_a_method_without_a_free_phase_complete(ray_address, tmp_path)
     assert_parquet_agrees(study, frames)
 
 
-def test_a_local_ray_starts_without_rays_own_notices():
-    """Users see eqpop's lines, not Ray's (its token-authentication notice at every start)."""
-    code = "from eqpop.population.driver import connect; connect('local', 1)"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+_LOCAL_RAY = """
+import json, shutil, subprocess
+from eqpop.population.cli import loopback_ray
+loopback_ray()
+from eqpop.population.driver import connect
+connect("local", 1)
+import ray
+node = ray.nodes()[0]
+ports = [ray.get_runtime_context().gcs_address.rsplit(":", 1)[1], str(node["NodeManagerPort"])]
+listening = []
+if shutil.which("ss"):
+    for port in ports:
+        out = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True)
+        listening += [line.split()[3] for line in out.stdout.splitlines()]
+print(json.dumps({"node": node["NodeManagerAddress"], "listening": listening}))
+"""
+
+
+def test_a_local_ray_starts_quietly_and_listens_on_loopback_only():
+    """Users see eqpop's lines, not Ray's (its token-authentication notice at every start), and
+    the Ray that ``eqpop study`` starts on one machine is not reachable from the network."""
+    done = subprocess.run(
+        [sys.executable, "-c", _LOCAL_RAY], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "WARNING" not in done.stderr and "authentication" not in done.stderr, done.stderr
+    seen = json.loads(done.stdout.splitlines()[-1])
+    assert seen["node"] == "127.0.0.1"
+    for address in seen["listening"]:  # where ss exists: the GCS and the raylet
+        assert address.rsplit(":", 1)[0] in ("127.0.0.1", "[::ffff:127.0.0.1]"), seen
