@@ -7,6 +7,10 @@ study every few seconds (what a user watching it does) and checks every read: no
 
     OMP_NUM_THREADS=1 python benchmarks/population.py --trials 2000 --actors 2
 
+``--rows N`` measures the writer alone at a size where parts roll and compaction has work: N
+metrics rows in flushes of ``--rows-per-flush``, against the writer before rolled parts (one new
+part per flush) in the same run.
+
 Driver overhead is the wall time of its loop minus the time it waits for an actor's answer
 (``ray.wait``), the final compaction aside; the parts named below are timed where the driver
 calls them. Prints a Markdown table and writes the numbers as JSON (``--json``).
@@ -35,6 +39,7 @@ from eqpop.population.pool import ActorPool
 from eqpop.population.sink import Sink
 from eqpop.population.spec import StudyConfig, build_study
 from eqpop.population.storage import TrialStore
+from eqpop.reports import schema
 from eqpop.reports.schema import COMPARISONS, METRICS, TRIALS
 
 DATASETS = (TRIALS, METRICS, COMPARISONS)
@@ -171,6 +176,47 @@ def bench_study(args: argparse.Namespace, out: Path) -> StudyConfig:
     )
 
 
+def writer_scale(rows: int, per_flush: int, folder: Path) -> None:
+    """The writer alone: ms per flush, files, read s before and after compaction, and the
+    same rows written one part per flush (the baseline: what the writer did before)."""
+    from eqpop.population.writer import PartWriter
+
+    metrics = schema.metrics_schema(2)
+    batch = [
+        {"study": "bench", "trial": 0, "epoch": 1, **dict.fromkeys(schema.METRIC_FIELDS, 0.5)}
+    ] * per_flush
+    results = {}
+    for label, part_bytes in (("rolled parts", None), ("one part per flush", 0)):
+        root = folder / label.replace(" ", "-")
+        kwargs = {} if part_bytes is None else {"part_bytes": part_bytes}
+        writer = PartWriter(root, {METRICS: metrics}, **kwargs)
+        flushes = []
+        for _ in range(rows // per_flush):
+            writer.add(METRICS, batch)
+            start = time.perf_counter()
+            writer.flush()
+            flushes.append(time.perf_counter() - start)
+        files = len(part_files(root / METRICS))
+        read = statistics.median(_timed_read(root / METRICS) for _ in range(3))
+        start = time.perf_counter()
+        compacted = writer.compact()[METRICS]
+        compact_s = time.perf_counter() - start
+        after = statistics.median(_timed_read(root / METRICS) for _ in range(3))
+        results[label] = (flushes, files, read, compacted[1], compact_s, after)
+    print(f"\n{rows} metrics rows, {per_flush} per flush ({rows // per_flush} flushes)\n")
+    header = (
+        "writer | ms per flush (median, max) | files | read s | compaction s | after: files, read s"
+    )
+    print(f"| {header} |")
+    print("|---|---|---|---|---|---|")
+    for label, (flushes, files, read, after_files, compact_s, after) in results.items():
+        flush_ms = f"{1000 * statistics.median(flushes):.1f}, {1000 * max(flushes):.1f}"
+        print(
+            f"| {label} | {flush_ms} | {files} | {read:.3f} | {compact_s:.2f} "
+            f"| {after_files}, {after:.3f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=2000)
@@ -179,9 +225,14 @@ def main() -> None:
     parser.add_argument("--read-every", type=float, default=20.0, help="seconds between reads")
     parser.add_argument("--out", type=Path, help="study folder (default: a temporary one)")
     parser.add_argument("--json", type=Path, help="write the numbers here too")
+    parser.add_argument("--rows", type=int, help="measure the writer alone with this many rows")
+    parser.add_argument("--rows-per-flush", type=int, default=10)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        run(args, args.out or Path(tmp) / "bench")
+        if args.rows:
+            writer_scale(args.rows, args.rows_per_flush, Path(tmp))
+        else:
+            run(args, args.out or Path(tmp) / "bench")
 
 
 def run(args: argparse.Namespace, out: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 import time
+from pathlib import Path
 
 import optuna
 import pandas as pd
@@ -80,11 +81,24 @@ def _finished_rows(spec) -> int:
     return len(pd.read_parquet(spec.out / "trials")) if parts else 0
 
 
+def _states(spec) -> list[TrialState]:
+    """The trials' states as the storage has them now (none before the study exists)."""
+    if not Path(spec.storage_url).exists():
+        return []
+    storage = open_storage(spec.storage_url)
+    if spec.name not in optuna.get_all_study_names(storage):
+        return []
+    study = optuna.load_study(study_name=spec.name, storage=storage)
+    return [t.state for t in study.trials]
+
+
 def _running(spec) -> bool:
-    if not spec.out.joinpath("optuna.journal").exists():
-        return False
-    study = optuna.load_study(study_name=spec.name, storage=open_storage(spec.storage_url))
-    return any(t.state == TrialState.RUNNING for t in study.trials)
+    return TrialState.RUNNING in _states(spec)
+
+
+def _finished(spec) -> int:
+    """Trials the storage has heard end (their Parquet rows follow within flush_seconds)."""
+    return sum(state.is_finished() for state in _states(spec))
 
 
 def test_driver_killed_with_sigkill_resumes_with_the_same_command(ray_address, tmp_path):
@@ -93,7 +107,7 @@ def test_driver_killed_with_sigkill_resumes_with_the_same_command(ray_address, t
     first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and first.poll() is None:
-        if _finished_rows(spec) >= 2 and _running(spec):
+        if _finished(spec) >= 2 and _running(spec):
             break
         time.sleep(0.2)
     assert first.poll() is None, first.stderr.read().decode()[-2000:]

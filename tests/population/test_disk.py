@@ -11,7 +11,7 @@ import time
 import pytest
 import yaml
 from optuna.trial import TrialState
-from test_cli_study import _finished_rows
+from test_cli_study import _finished
 from test_driver import assert_parquet_agrees, load
 from tiny_study import study_command, tiny_study
 
@@ -53,7 +53,7 @@ def test_a_full_disk_stops_the_study_in_one_line_and_the_rerun_continues(
     cmd = study_command(path, out, ray_address)
     first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and first.poll() is None and _finished_rows(spec) < 1:
+    while time.monotonic() < deadline and first.poll() is None and _finished(spec) < 1:
         time.sleep(0.2)
     assert first.poll() is None, first.stderr.read()[-2000:]
     _fill(small_disk)
