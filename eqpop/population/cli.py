@@ -113,16 +113,23 @@ def run_compact_command(args: argparse.Namespace) -> int:
 
     from eqpop.population.dataset import Dataset
     from eqpop.population.lease import Lease
-    from eqpop.population.storage import mask_password, open_storage
+    from eqpop.population.storage import mask_password, open_storage, repair_journal
     from eqpop.reports import schema
 
     folder: Path = args.path
     if not (folder / "study.json").is_file():
         raise ConfigError(f"{folder}: holds no study (no study.json)")
-    described = json.loads((folder / "study.json").read_text())
+    try:
+        described = json.loads((folder / "study.json").read_text())
+    except ValueError as err:
+        raise ConfigError(f"{folder}/study.json: not JSON ({err})") from None
+    name = described.get("name") if isinstance(described, dict) else None
+    if not isinstance(name, str):
+        raise ConfigError(f"{folder}/study.json: names no study")
     url = _compact_storage(folder, described, args.storage)
+    if "://" not in url and (note := repair_journal(Path(url))):
+        print(note)  # a killed driver's torn last record, as eqpop study would drop it
     storage = open_storage(url)
-    name = described["name"]
     if name not in optuna.get_all_study_names(storage):
         raise ConfigError(f"storage {mask_password(url)} holds no study {name!r}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)

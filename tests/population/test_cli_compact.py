@@ -65,6 +65,12 @@ def test_compact_refuses_while_a_driver_holds_the_study(folder, capsys):
 def test_a_folder_or_storage_it_cannot_use_is_one_line(folder, tmp_path, capsys):
     assert main(["compact", str(tmp_path)]) == 2
     assert "holds no study (no study.json)" in capsys.readouterr().err
+    described = (folder / "study.json").read_text()
+    for text, says in (("[1]", "names no study"), ("{", "not JSON")):
+        (folder / "study.json").write_text(text)
+        assert main(["compact", str(folder)]) == 2
+        assert f"study.json: {says}" in capsys.readouterr().err
+    (folder / "study.json").write_text(described)
     url = "postgresql://eqpop:secret@localhost/optuna"
     (folder / "study.json").write_text(
         json.dumps({"name": "s", "storage": url.replace("secret", "***")})

@@ -3,6 +3,7 @@ SIGKILL and started again with the same command finishes the study, nothing lost
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import time
@@ -18,6 +19,7 @@ from test_driver import assert_parquet_agrees, load
 from tiny_study import study_command, tiny_study
 
 from eqpop.cli import main
+from eqpop.population.dataset import part_files
 from eqpop.population.storage import mask_password, open_storage
 
 
@@ -116,6 +118,9 @@ def test_driver_killed_with_sigkill_resumes_with_the_same_command(ray_address, t
     assert _running(spec)
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+    for name in ("trials", "metrics"):  # the parts of both runs, compacted at the end
+        assert len(part_files(spec.out / name)) == 1
+    assert os.readlink(spec.out / "metrics") == ".parts/metrics/000001"  # both runs wrote
     study, frames = load(spec)
     finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert len(finished) == 5
