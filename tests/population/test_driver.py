@@ -164,6 +164,6 @@ def test_a_local_ray_starts_quietly_and_listens_on_loopback_only():
     assert done.returncode == 0, done.stderr[-2000:]
     assert "WARNING" not in done.stderr and "authentication" not in done.stderr, done.stderr
     seen = json.loads(done.stdout.splitlines()[-1])
-    assert seen["node"] == "127.0.0.1"
+    assert seen["node"] in ("127.0.0.1", "::1")  # Ray's loopback, IPv4 or IPv6
     for address in seen["listening"]:  # where ss exists: the GCS and the raylet
-        assert address.rsplit(":", 1)[0] in ("127.0.0.1", "[::ffff:127.0.0.1]"), seen
+        assert address.rsplit(":", 1)[0] in ("127.0.0.1", "[::ffff:127.0.0.1]", "[::1]"), seen
