@@ -34,15 +34,13 @@ import optuna
 import pandas as pd
 
 from eqpop.population import driver as driver_module
-from eqpop.population.dataset import part_files
 from eqpop.population.pool import ActorPool
 from eqpop.population.sink import Sink
 from eqpop.population.spec import StudyConfig, build_study
 from eqpop.population.storage import TrialStore
 from eqpop.reports import schema
-from eqpop.reports.schema import COMPARISONS, METRICS, TRIALS
+from eqpop.reports.schema import COMPARISONS, DATASETS, METRICS, TRIALS, part_files
 
-DATASETS = (TRIALS, METRICS, COMPARISONS)
 KEYS = {TRIALS: ["trial"], METRICS: ["trial", "epoch"], COMPARISONS: ["trial", "epoch"]}
 
 #: what the driver's time is split into: label -> (class, method)

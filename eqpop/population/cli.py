@@ -41,17 +41,6 @@ def study_from_args(args: argparse.Namespace) -> StudyConfig:
     return build_study(**{**values, **overrides})
 
 
-def _study_exists(spec: StudyConfig) -> bool:
-    import optuna
-
-    from eqpop.population.storage import open_storage
-
-    url = spec.storage_url
-    if "://" not in url and not Path(url).is_file():
-        return False
-    return spec.name in optuna.study.get_all_study_names(open_storage(url))
-
-
 def resolve_address(address: str) -> str:
     """``detect``: join the Ray cluster running here (``ray submit``), else start a local one."""
     if address != "detect":
@@ -70,11 +59,16 @@ def loopback_ray() -> None:
 def run_study_command(args: argparse.Namespace) -> int:
     """Run the study; exit 1 with one line on stderr when it stopped because its trials kept
     failing (everything written so far is kept)."""
-    from eqpop.population.storage import mask_password
+    from eqpop.population.storage import mask_password, stored_study
 
     spec = study_from_args(args)
-    if args.resume and not _study_exists(spec):
-        raise ConfigError(f"--resume: no study {spec.name!r} in {mask_password(spec.storage_url)}")
+    if args.resume:
+        study, notes = stored_study(spec.storage_url, spec.name)  # preflight's repair, first
+        for note in [] if args.quiet else notes:
+            print(note)
+        if study is None:
+            url = mask_password(spec.storage_url)
+            raise ConfigError(f"--resume: no study {spec.name!r} in {url}")
     spec = spec.model_copy(update={"address": resolve_address(spec.address)})
     if spec.address == "local":
         loopback_ray()
@@ -113,7 +107,7 @@ def run_compact_command(args: argparse.Namespace) -> int:
 
     from eqpop.population.dataset import Dataset
     from eqpop.population.lease import Lease
-    from eqpop.population.storage import mask_password, open_storage, repair_journal
+    from eqpop.population.storage import mask_password, stored_study
     from eqpop.reports import schema
 
     folder: Path = args.path
@@ -127,17 +121,16 @@ def run_compact_command(args: argparse.Namespace) -> int:
     if not isinstance(name, str):
         raise ConfigError(f"{folder}/study.json: names no study")
     url = _compact_storage(folder, described, args.storage)
-    if "://" not in url and (note := repair_journal(Path(url))):
-        print(note)  # a killed driver's torn last record, as eqpop study would drop it
-    storage = open_storage(url)
-    if name not in optuna.get_all_study_names(storage):
-        raise ConfigError(f"storage {mask_password(url)} holds no study {name!r}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=name, storage=storage)
+    study, notes = stored_study(url, name)  # a killed driver's torn journal record dropped
+    for note in notes:
+        print(note)
+    if study is None:
+        raise ConfigError(f"storage {mask_password(url)} holds no study {name!r}")
     lease = Lease(study, float(described.get("heartbeat_seconds", 10.0)))
     lease.acquire()
     try:
-        for dataset in (schema.TRIALS, schema.METRICS, schema.COMPARISONS):
+        for dataset in schema.DATASETS:
             before, after = Dataset(folder, dataset).compact()
             print(f"{folder / dataset}: {before} files -> {after}")
             lease.beat()

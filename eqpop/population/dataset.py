@@ -27,16 +27,12 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from eqpop.errors import WriteFailed
+from eqpop.reports.schema import part_files
 
 PARTS = ".parts"
 #: rows per compacted file (about 200 MB for the widest dataset): "a handful of files"
 FILE_ROWS = 1 << 20
 _GENERATION = re.compile(r"\d{6}")
-
-
-def part_files(folder: Path) -> list[Path]:
-    """The dataset's visible parts (hidden temporary files are not parts)."""
-    return sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []
 
 
 class Dataset:

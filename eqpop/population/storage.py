@@ -179,18 +179,25 @@ def check_space(study: optuna.Study, spec: StudyConfig) -> None:
             ) from None
 
 
+def stored_study(url: str, name: str) -> tuple[optuna.Study | None, list[str]]:
+    """The study ``name`` as ``url`` stores it (None if it holds none, or the journal file
+    does not exist yet), once a torn last journal record is dropped; and what was repaired."""
+    if "://" not in url and not Path(url).is_file():
+        return None, []
+    notes = [] if "://" in url else [n for n in [repair_journal(Path(url))] if n]
+    storage = open_storage(url)
+    if name not in optuna.get_all_study_names(storage):
+        return None, notes
+    return optuna.load_study(study_name=name, storage=storage), notes
+
+
 def preflight(spec: StudyConfig) -> list[str]:
     """What can be checked before Ray starts, writing nothing to the study folder (a torn
     journal record excepted, which is dropped): the storage opens, no other live driver runs
     the study, and the space is one the stored study can go on with. Returns what it
     repaired."""
-    url = spec.storage_url
-    if "://" not in url and not Path(url).is_file():
-        return []  # a new study
-    notes = [] if "://" in url else [n for n in [repair_journal(Path(url))] if n]
-    storage = open_storage(url)
-    if spec.name in optuna.get_all_study_names(storage):
-        study = optuna.load_study(study_name=spec.name, storage=storage)
+    study, notes = stored_study(spec.storage_url, spec.name)
+    if study is not None:
         Lease(study, spec.heartbeat_seconds).check()  # before Ray starts for nothing
         check_space(study, spec)
     return notes

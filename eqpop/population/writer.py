@@ -19,7 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from eqpop.io import atomic_write
-from eqpop.population.dataset import Dataset, part_files
+from eqpop.population.dataset import Dataset
+from eqpop.reports.schema import part_files
 
 #: a live part this large (in memory, about its size on disk) is closed and a new one started
 PART_BYTES = 1 << 20

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from eqpop.reports.methods import Methods
-from eqpop.reports.schema import COMPARISONS, METRICS, TRIALS, methods_of
+from eqpop.reports.schema import COMPARISONS, DATASETS, METRICS, TRIALS, methods_of, part_files
 
 CATEGORIES = ["study", "state", "method", "param_method"]
 INTEGERS = [
@@ -50,10 +50,6 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _has_parts(folder: Path) -> bool:
-    return folder.is_dir() and any(folder.glob("part-*.parquet"))
-
-
 @dataclass
 class _Found:
     """What the outputs read so far hold, before the frames are joined."""
@@ -70,8 +66,8 @@ class _Found:
 
 
 def _study(root: Path, found: _Found) -> None:
-    for name in (TRIALS, METRICS, COMPARISONS):
-        if _has_parts(root / name):
+    for name in DATASETS:
+        if part_files(root / name):
             found.add(name, pd.read_parquet(root / name))
     if (root / "study.json").is_file():
         described = json.loads((root / "study.json").read_text())
@@ -113,7 +109,7 @@ def _collect(path: Path, found: _Found, depth: int = 0) -> bool:
         return True
     if not path.is_dir():
         return False
-    if any(_has_parts(path / n) for n in (TRIALS, METRICS, COMPARISONS)):
+    if any(part_files(path / n) for n in DATASETS):
         _study(path, found)
         return True
     if (path / "metrics.parquet").is_file() and (path / "config.json").is_file():

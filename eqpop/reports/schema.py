@@ -16,12 +16,20 @@ This module is the contract between the writers and the readers: it imports noth
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 
 TRIALS, METRICS, COMPARISONS = "trials", "metrics", "comparisons"
+DATASETS = (TRIALS, METRICS, COMPARISONS)
+
+
+def part_files(folder: Path) -> list[Path]:
+    """A dataset folder's parts, in name order (hidden temporary files are not parts)."""
+    return sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []
+
 
 #: the measurement columns of one comparison row (``eqpop compare``, a study's comparisons)
 MEASURES = [

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from eqpop.cli import main
-from eqpop.population.dataset import part_files
 from eqpop.population.lease import Lease
 from eqpop.population.storage import open_storage
 from eqpop.population.writer import PartWriter
 from eqpop.reports import schema
+from eqpop.reports.schema import part_files
 
 DATASETS = {
     schema.TRIALS: schema.trials_schema({}),

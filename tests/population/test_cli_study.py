@@ -19,8 +19,8 @@ from test_driver import assert_parquet_agrees, load
 from tiny_study import study_command, tiny_study
 
 from eqpop.cli import main
-from eqpop.population.dataset import part_files
 from eqpop.population.storage import mask_password, open_storage
+from eqpop.reports.schema import part_files
 
 
 @pytest.mark.parametrize(
@@ -79,19 +79,21 @@ def _study_file(tmp_path) -> tuple:
 
 
 def _finished_rows(spec) -> int:
-    parts = list((spec.out / "trials").glob("part-*.parquet"))
-    return len(pd.read_parquet(spec.out / "trials")) if parts else 0
+    return len(pd.read_parquet(spec.out / "trials")) if part_files(spec.out / "trials") else 0
 
 
-def _states(spec) -> list[TrialState]:
-    """The trials' states as the storage has them now (none before the study exists)."""
+def _trials(spec) -> list[optuna.trial.FrozenTrial]:
+    """The trials as the storage has them now (none before the study exists)."""
     if not Path(spec.storage_url).exists():
         return []
     storage = open_storage(spec.storage_url)
     if spec.name not in optuna.get_all_study_names(storage):
         return []
-    study = optuna.load_study(study_name=spec.name, storage=storage)
-    return [t.state for t in study.trials]
+    return optuna.load_study(study_name=spec.name, storage=storage).trials
+
+
+def _states(spec) -> list[TrialState]:
+    return [t.state for t in _trials(spec)]
 
 
 def _running(spec) -> bool:

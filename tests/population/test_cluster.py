@@ -11,7 +11,7 @@ import time
 
 import yaml
 from optuna.trial import TrialState
-from test_cli_study import _finished_rows
+from test_cli_study import _finished_rows, _trials
 from test_driver import assert_parquet_agrees, load
 from tiny_study import study_command, tiny_study
 
@@ -22,15 +22,8 @@ def _mid_trial(spec) -> int:
     """Running trials that have reported an epoch (so have a checkpoint) and are far from done
     (a shorter window was missed once in CI: the study ended before the two trials overlapped
     in it)."""
-    import optuna
-
-    from eqpop.population.storage import open_storage
-
-    if not spec.out.joinpath("optuna.journal").exists():
-        return 0
-    study = optuna.load_study(study_name=spec.name, storage=open_storage(spec.storage_url))
     band = range(1, EPOCHS - 3)
-    return sum(t.state == TrialState.RUNNING and (t.last_step or 0) in band for t in study.trials)
+    return sum(t.state == TrialState.RUNNING and (t.last_step or 0) in band for t in _trials(spec))
 
 
 def test_a_lost_worker_node_fails_its_trial_which_resumes_on_the_other(tmp_path):

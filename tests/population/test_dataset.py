@@ -15,8 +15,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from eqpop.population.dataset import PARTS, Dataset, part_files
+from eqpop.population.dataset import PARTS, Dataset
 from eqpop.population.writer import PartWriter
+from eqpop.reports.schema import part_files
 
 SCHEMA = pa.schema([pa.field("trial", pa.int64()), pa.field("epoch", pa.int64())])
 

@@ -14,9 +14,9 @@ import pandas as pd
 from optuna.trial import TrialState
 from tiny_study import tiny_study
 
-from eqpop.population.dataset import part_files
 from eqpop.population.driver import run_study
 from eqpop.population.storage import open_storage
+from eqpop.reports.schema import part_files
 
 
 def load(spec):
