@@ -7,6 +7,7 @@ once, so an epoch makes no host-to-device copies.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -65,6 +66,19 @@ class Split:
             keep = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:train_subset]
             split = replace(split, x_train=self.x_train[keep], y_train=self.y_train[keep])
         return split
+
+    def fingerprint(self, rows: int = 4096) -> str:
+        """A cheap hash of the data as loaded, so that a run resumed on other images is noticed:
+        every label, the per-channel statistics of the whole training set, and ``rows`` images
+        of each array, evenly spaced (milliseconds even for ImageNet32's 1.28 M images)."""
+        digest = hashlib.blake2b(digest_size=8)
+        digest.update(f"{self.name} {self.n_classes} {self.scale!r}".encode())
+        for x, y in ((self.x_train, self.y_train), (self.x_val, self.y_val)):
+            digest.update(f"{tuple(x.shape)} {x.dtype}".encode())
+            picked = torch.linspace(0, len(x) - 1, min(rows, len(x))).long()
+            for part in (x[picked], y, self.mean, self.std):
+                digest.update(part.contiguous().numpy().tobytes())
+        return digest.hexdigest()
 
     def normalise(self, x: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
         shape = (1, -1, 1, 1)

@@ -1,57 +1,21 @@
-"""CIFAR-10 and CIFAR-100 from the python-pickle batches, read with a restricted unpickler.
+"""CIFAR-10 and CIFAR-100 from the python-pickle batches.
 
-A pickle is a program: ``pickle.load`` on a user's file runs whatever it says. The unpickler
-here resolves only the few numpy names an array needs, so a pickle that tries anything else
-is refused before any of it runs; the result must then be the expected dict of arrays.
+They are read with the restricted unpickler of ``eqpop.data.pickles``, which refuses a pickle
+that tries to run code; the result must then be the expected dict of arrays.
 """
 
 from __future__ import annotations
 
-import io
-import pickle
 from pathlib import Path
 
 import numpy as np
 
 from eqpop.data.base import DataError, Split, check_labels, make_split
-
-_ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("_codecs", "encode"),
-}
-
-
-class _Refused(pickle.UnpicklingError):
-    """The pickle names something other than the plain numpy pieces of an array."""
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str):
-        if (module, name) not in _ALLOWED:
-            raise _Refused(f"refused to load {module}.{name}")
-        return super().find_class(module, name)
-
-
-def load_pickle(path: Path) -> dict:
-    """A CIFAR batch dict with ``bytes`` keys; anything else is a ``DataError``."""
-    if not path.is_file():
-        raise DataError(path, "missing")
-    try:
-        obj = _RestrictedUnpickler(io.BytesIO(path.read_bytes()), encoding="bytes").load()
-    except _Refused as err:
-        raise DataError(path, f"not a plain CIFAR pickle: {err}") from None
-    except Exception as err:  # truncated or garbled: EOFError, ValueError, struct errors...
-        raise DataError(path, f"corrupt pickle ({type(err).__name__}: {err})") from None
-    if not isinstance(obj, dict):
-        raise DataError(path, f"expected a dict, found {type(obj).__name__}")
-    return {k.decode() if isinstance(k, bytes) else k: v for k, v in obj.items()}
+from eqpop.data.pickles import load_pickle
 
 
 def _batch(path: Path, label_key: str, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    d = load_pickle(path)
+    d = load_pickle(path, "CIFAR")
     data, labels = d.get("data"), d.get(label_key)
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8:
         raise DataError(path, "'data' is not a uint8 array")

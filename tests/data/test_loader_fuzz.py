@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ FORMATS: dict[str, tuple[Callable[[Path], object], str]] = {
     "mnist-gz": (lambda root: write_idx(root, gz=True), "mnist"),
     "cifar10": (write_cifar10, "cifar10"),
     "imagenet32": (lambda root: write_imagenet(root), "imagenet32"),
+    "imagenet32-pickled": (lambda root: write_imagenet(root, "pickle"), "imagenet32"),
     "imagefolder": (write_folder, "imagefolder"),
 }
 mutation = st.tuples(
@@ -68,11 +70,18 @@ def test_mutated_files_load_or_are_refused_with_a_data_error(case):
         _check(split)
 
 
+@pytest.mark.parametrize(
+    "name, write, victim",
+    [
+        ("cifar10", write_cifar10, "data_batch_3"),
+        ("imagenet32", partial(write_imagenet, release="pickle"), "train_data_batch_3"),
+    ],
+)
 @settings(max_examples=30, deadline=None)
 @given(st.binary(max_size=4096))
-def test_random_bytes_as_a_cifar_pickle_never_run_and_never_crash(noise):
+def test_random_bytes_as_a_pickle_never_run_and_never_crash(name, write, victim, noise):
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        write_cifar10(root, data_batch_3=noise)
-        with pytest.raises(DataError, match="data_batch_3"):
-            load_dataset("cifar10", root)
+        write(root, **{victim: noise})
+        with pytest.raises(DataError, match=victim):
+            load_dataset(name, root)

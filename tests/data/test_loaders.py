@@ -11,6 +11,7 @@ import struct
 import numpy as np
 import pytest
 import torch
+from imagenet32_files import write_imagenet32
 
 from eqpop.data import DATASETS, Batches, DataError, load_dataset
 from eqpop.data.base import random_crop_flip
@@ -142,52 +143,133 @@ def test_cifar_refuses_bad_pickles_without_running_them(tmp_path, monkeypatch, p
     assert not (tmp_path / "pwned").exists()
 
 
-# ---- ImageNet 32x32 npz ------------------------------------------------------------------
-def write_imagenet(root, **replace):
-    def batch(n):
-        return dict(
-            data=RNG.integers(0, 256, (n, 3072), dtype=np.uint8),
-            labels=RNG.integers(1, 1001, n),
-            mean=np.zeros(3072),
-        )
+# ---- ImageNet 32x32, npz and pickled releases ---------------------------------------------
+SUFFIX = {"npz": ".npz", "pickle": ""}
 
-    files = {f"train_data_batch_{i}.npz": batch(3) for i in range(1, 11)}
-    files["val_data.npz"] = batch(2)
-    files.update(replace)
-    for name, arrays in files.items():
-        if isinstance(arrays, bytes):
-            (root / name).write_bytes(arrays)
+
+def write_imagenet(root, release="npz", **replace):
+    """``write_imagenet32``'s files (3 images a batch, 2 to validate), some of them (named
+    without suffix) replaced by bytes or by a dict written in the release's own format."""
+    write_imagenet32(root, release, per_batch=3, n_val=2)
+    for name, content in replace.items():
+        path = root / f"{name}{SUFFIX[release]}"
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        elif release == "npz":
+            np.savez(path, **content)
         else:
-            np.savez(root / name, **arrays)
+            path.write_bytes(pickle.dumps(content, protocol=3))
 
 
-def test_imagenet32_loads_into_one_uint8_array(tmp_path):
-    write_imagenet(tmp_path)
-    split = load_dataset("imagenet32", tmp_path)
-    assert split.x_train.shape == (30, 3, 32, 32) and split.x_train.dtype == torch.uint8
-    assert split.n_classes == 1000 and int(split.y_train.min()) >= 0
+def test_imagenet32_releases_load_to_the_same_split(tmp_path):
+    for release in SUFFIX:
+        write_imagenet32(tmp_path / release, release)
+    a, b = (load_dataset("imagenet32", tmp_path / release) for release in SUFFIX)
+    assert a.x_train.shape == (40, 3, 32, 32) and a.x_train.dtype == torch.uint8
+    assert a.x_val.shape == (6, 3, 32, 32) and a.n_classes == 1000
+    for field in ("x_train", "y_train", "x_val", "y_val", "mean", "std"):
+        assert torch.equal(getattr(a, field), getattr(b, field)), field
+    with np.load(tmp_path / "npz" / "train_data_batch_2.npz") as npz:
+        assert torch.equal(a.x_train[4], torch.from_numpy(npz["data"][0].reshape(3, 32, 32)))
+        assert a.y_train[4:8].tolist() == (npz["labels"] - 1).tolist()  # 0-based
 
 
+@pytest.mark.parametrize("release", SUFFIX)
 @pytest.mark.parametrize(
     "replace, problem",
     [
-        ({"val_data.npz": dict(data=np.zeros((2, 3072), np.uint8))}, "lacks"),
+        ({"val_data": dict(data=np.zeros((2, 3072), np.uint8))}, "lacks"),
         (
-            {"val_data.npz": dict(data=np.zeros((2, 3072), np.uint8), labels=np.zeros(2))},
+            {"val_data": dict(data=np.zeros((2, 3072), np.uint8), labels=np.zeros(2, np.int64))},
             "out of range",
         ),
         (
-            {"train_data_batch_4.npz": dict(data=np.zeros((3, 1000), np.uint8), labels=np.ones(3))},
+            {"train_data_batch_4": dict(data=np.zeros((3, 1000), np.uint8), labels=np.ones(3))},
             "expected uint8",
         ),
-        ({"train_data_batch_2.npz": b"PK\x03\x04 broken"}, "corrupt"),
+        (
+            {"train_data_batch_4": dict(data=np.zeros((3, 3072), np.uint8), labels=np.ones(3))},
+            "integer",
+        ),
+        ({"train_data_batch_2": b"PK\x03\x04 broken"}, "corrupt"),
     ],
 )
-def test_imagenet32_refuses_bad_files(tmp_path, replace, problem):
-    write_imagenet(tmp_path, **replace)
+def test_imagenet32_refuses_bad_files(tmp_path, release, replace, problem):
+    write_imagenet(tmp_path, release, **replace)
     with pytest.raises(DataError, match=problem) as err:
         load_dataset("imagenet32", tmp_path)
-    assert next(iter(replace)) in str(err.value)
+    assert f"{next(iter(replace))}{SUFFIX[release]}:" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        ([1, 2, 3], "expected a dict"),
+        (dict(data=[[0] * 3072] * 3, labels=[1, 2, 3]), "'data' is a list"),
+        (dict(data=np.zeros((3, 3072), np.uint8), labels=["1", "2", "3"]), "integer"),
+        (dict(data=np.zeros((3, 3072), np.uint8), labels=[1, [2, 3], 4]), "integer"),
+        (dict(data=np.zeros((3, 3072), np.uint8), labels=[1, 2]), "2 labels for 3 images"),
+        (dict(data=np.zeros((3, 3072), np.uint8), labels=[0, 1, 2]), "out of range"),
+    ],
+)
+def test_imagenet32_refuses_odd_pickled_objects(tmp_path, content, problem):
+    write_imagenet(tmp_path, "pickle", train_data_batch_5=content)
+    with pytest.raises(DataError, match=problem) as err:
+        load_dataset("imagenet32", tmp_path)
+    assert "train_data_batch_5:" in str(err.value)
+
+
+class Prints:
+    def __reduce__(self):
+        return (print, ("ran",))
+
+
+@pytest.mark.parametrize("name", ["train_data_batch_7", "val_data"])
+@pytest.mark.parametrize("runs", [RunsCode, Prints])
+def test_imagenet32_refuses_pickles_that_run_code(tmp_path, monkeypatch, capsys, name, runs):
+    monkeypatch.chdir(tmp_path)
+    batch = dict(data=np.zeros((3, 3072), np.uint8), labels=[1, 2, 3], mean=runs())
+    write_imagenet(tmp_path, "pickle", **{name: batch})
+    with pytest.raises(DataError, match="not a plain ImageNet32 pickle: refused") as err:
+        load_dataset("imagenet32", tmp_path)
+    assert f"{name}:" in str(err.value)
+    assert not (tmp_path / "pwned").exists() and "ran" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("release", SUFFIX)
+def test_imagenet32_names_a_missing_file_and_the_batches_found(tmp_path, release):
+    write_imagenet(tmp_path, "pickle")
+    if release == "npz":  # both releases here: npz is read, and only its batches count
+        write_imagenet(tmp_path, "npz")
+    (tmp_path / f"train_data_batch_7{SUFFIX[release]}").unlink()
+    with pytest.raises(DataError) as err:
+        load_dataset("imagenet32", tmp_path)
+    name = {"npz": "npz", "pickle": "pickled"}[release]
+    assert str(err.value) == (
+        f"{tmp_path / f'train_data_batch_7{SUFFIX[release]}'}: missing; of the {name} release "
+        "the folder holds batches [1, 2, 3, 4, 5, 6, 8, 9, 10]"
+    )
+    assert len(DATASETS["imagenet32"](tmp_path, n_train_files=6).y_train) == 18
+    (tmp_path / f"val_data{SUFFIX[release]}").unlink()
+    with pytest.raises(DataError, match=f"val_data{SUFFIX[release]}: missing"):
+        DATASETS["imagenet32"](tmp_path, n_train_files=6)
+
+
+def test_imagenet32_folder_with_neither_release(tmp_path):
+    write_imagenet32(tmp_path / "Imagenet32_train", "pickle")  # the parent named by mistake
+    (tmp_path / "README.txt").write_text("hi")
+    with pytest.raises(DataError) as err:
+        load_dataset("imagenet32", tmp_path)
+    assert str(err.value) == (
+        f"{tmp_path}: holds neither release of Downsampled ImageNet 32x32: looked for "
+        "train_data_batch_1.npz (npz) or train_data_batch_1 (pickled); "
+        "found Imagenet32_train/, README.txt"
+    )
+    (tmp_path / "Imagenet32_train" / "train_data_batch_1").unlink()
+    with pytest.raises(DataError, match=r"found train_data_batch_10, .*_5 and 5 more$"):
+        load_dataset("imagenet32", tmp_path / "Imagenet32_train")
+    with pytest.raises(DataError, match="README.txt: .*; not a folder$"):
+        load_dataset("imagenet32", tmp_path / "README.txt")
 
 
 # ---- image folders ------------------------------------------------------------------------
