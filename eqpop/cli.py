@@ -132,6 +132,11 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--out", type=Path, help="run folder (default reports/train/<name>-s<seed>)")
     p.add_argument("--resume", action="store_true", help="continue from the run's checkpoint")
+    p.add_argument(
+        "--allow-new-data",
+        action="store_true",
+        help="with --resume: go on although the data differ from those the run was trained on",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_train)
 
@@ -151,24 +156,34 @@ def _train_config(args: argparse.Namespace):
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    from eqpop.errors import ConfigError
+    from eqpop.interrupt import Interrupted, StopRequest
     from eqpop.train import CHECKPOINT, METRICS, Diverged, Trainer
 
     cfg = _train_config(args)
     name = args.preset or f"{cfg.dataset}-{cfg.net}-{cfg.method}"
     out = args.out or Path("reports/train") / f"{name}-s{cfg.seed}"
     if (out / CHECKPOINT).exists() and not args.resume:
-        raise ValueError(f"out: {out} already holds a run; pass --resume or another --out")
+        raise ConfigError(f"out: {out} already holds a run; pass --resume or another --out")
     trainer = Trainer(cfg, out)  # loads and checks the data before anything is written
-    if args.resume and trainer.resume() and not args.quiet:
+    if args.resume and trainer.resume(args.allow_new_data) and not args.quiet:
         print(f"resuming {out} after epoch {trainer.epoch}")
     try:
-        frame = trainer.fit(progress=not args.quiet)
+        with StopRequest() as stop:
+            frame = trainer.fit(progress=not args.quiet, stop=stop)
     except Diverged as err:  # a finding, not a crash: the epochs before it are kept
         print(
             f"eqpop train: diverged: {err}; {trainer.epoch} epochs recorded in {out / METRICS}",
             file=sys.stderr,
         )
         return 1
+    except Interrupted as stopped:
+        print(
+            f"eqpop train: interrupted ({stopped.name}); {trainer.saved_epoch} epochs kept in "
+            f"{out}; the same command with --resume continues",
+            file=sys.stderr,
+        )
+        return stopped.exit_code
     last = frame.iloc[-1]
     print(
         f"epoch {int(last.epoch)}: val error {last.val_error:.4f} "
@@ -177,34 +192,62 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_study(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "study",
-        nargs="?",
-        default="digits",
-        help="a built-in name (digits, fashion_mnist, cifar10, cifar100, imagenet32) "
-        "or a TOML/YAML study file; default: digits",
+def _add_study(p: argparse.ArgumentParser, builtin: str | None = None) -> None:
+    """``eqpop study``'s flags; for a ``studies/<builtin>.py`` script, without the study
+    argument and with that study's own defaults in the help."""
+    values: dict = {}
+    name, address = (
+        "<study>",
+        "Ray: local (default), auto (join the cluster running here), host:port",
     )
-    p.add_argument("--trials", type=int, help="finished (complete or pruned) trials wanted")
+    if builtin is None:
+        p.add_argument(
+            "study",
+            nargs="?",
+            default="digits",
+            help="a built-in name (digits, fashion_mnist, cifar10, cifar100, imagenet32) "
+            "or a TOML/YAML study file; default: digits",
+        )
+    else:
+        from eqpop.population.builtin import BUILTIN
+
+        p.set_defaults(study=builtin, address="detect")
+        values, name = BUILTIN[builtin], builtin
+        address = (
+            "Ray (default: join the Ray cluster of this machine, found as "
+            "ray.init(address='auto') finds it, else start a local one), local, auto, host:port"
+        )
+
+    def default(key: str) -> str:
+        return f" (default {values[key]})" if key in values else ""
+
+    p.add_argument(
+        "--trials", type=int, help=f"finished (complete or pruned) trials{default('trials')}"
+    )
     p.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
-    p.add_argument("--actors", type=int, help="Ray actors, one network each")
-    p.add_argument("--gpus-per-actor", type=float, help="1, a fraction for small nets, 0 on CPU")
+    p.add_argument("--actors", type=int, help=f"Ray actors, one network each{default('actors')}")
+    p.add_argument(
+        "--gpus-per-actor",
+        type=float,
+        help=f"1, a fraction for small nets, 0 on CPU{default('gpus_per_actor')}",
+    )
     p.add_argument(
         "--storage",
         help="Optuna storage: SQLAlchemy URL or journal file path "
-        "(default reports/<study>/optuna.journal)",
+        f"(default reports/{name}/optuna.journal)",
     )
-    p.add_argument("--out", type=Path, help="study folder (default reports/<study>)")
+    p.add_argument("--out", type=Path, help=f"study folder (default reports/{name})")
     p.add_argument("--data-dir", type=Path, help="where the data set's files are")
-    p.add_argument("--name", help="study name (default: the built-in's or the file's)")
+    p.add_argument("--name", help=f"study name (default {name if builtin else 'the file name'})")
     p.add_argument("--resume", action="store_true", help="continue a study that must exist")
-    p.add_argument("--address", help="Ray: local (default), auto, or host:port of a cluster")
+    p.add_argument("--address", help=address)
     p.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="a training config field for every trial, e.g. --set epochs=5",
+        help="a training config field for every trial (--set epochs=5) or a study field "
+        "(--set cpus_per_actor=2, --set probe.every=2; study.seed for the sampler's seed)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar, no event lines")
     p.set_defaults(run=_run_study)
@@ -223,13 +266,17 @@ def _add_report(p: argparse.ArgumentParser) -> None:
 
 
 def _run_report(args: argparse.Namespace) -> int:
+    from eqpop.errors import printable
     from eqpop.population.importance import study_importances
     from eqpop.reports.html import write_report
+
+    def warn(text: str) -> None:
+        print(f"eqpop report: warning: {printable(text)}", file=sys.stderr)
 
     first = args.paths[0]
     out = args.out or (first.parent if first.is_file() else first) / "report"
     paths = list(args.paths)
-    page = write_report(paths, out, study_importances(paths))
+    page = write_report(paths, out, study_importances(paths, warn), warn)
     print(f"wrote tables (.md, .csv), figures (.png) and {page}")
     return 0
 
@@ -238,6 +285,12 @@ def _add_compact(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", type=Path, metavar="PATH", help="a study folder (reports/<study>)")
     p.add_argument(
         "--storage", help="the study's Optuna storage, when study.json cannot name it in full"
+    )
+    p.add_argument(
+        "--repair",
+        action="store_true",
+        help="first set aside what cannot be read (a damaged journal record and what the "
+        "records after it wrote, damaged Parquet parts), keeping every row that still reads",
     )
     p.set_defaults(run=_run_compact)
 
@@ -251,8 +304,15 @@ def _run_compact(args: argparse.Namespace) -> int:
 def script_main(study: str, argv: list[str]) -> int:
     """``studies/<study>.py``: the built-in study as a standalone Ray driver, joining the Ray
     cluster it runs on (``ray submit``) or starting a local one."""
-    address = [] if any(a.startswith("--address") for a in argv) else ["--address", "detect"]
-    return main(["study", study, *argv, *address])
+    from eqpop.population.builtin import BUILTIN
+
+    parser = _Parser(
+        prog=Path(sys.argv[0]).name,
+        description=f"The built-in study {study!r} ({BUILTIN[study].get('preset')}) as a "
+        "standalone Ray driver; running it again continues the study.",
+    )
+    _add_study(parser, builtin=study)
+    return _dispatch(parser, ["study"], argv)
 
 
 #: sub-command -> (one-line help, description, what adds its arguments)
@@ -307,20 +367,40 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
+    return _dispatch(parser, [], argv)
+
+
+def _dispatch(parser: argparse.ArgumentParser, command: list[str], argv: list[str]) -> int:
+    """Parse and run one command; bad input is one line and exit 2, a full disk or a lost
+    storage one line and exit 1, a signal 128 + its number."""
     try:
-        args = build_parser(argv[0] if argv and argv[0] in COMMANDS else None).parse_args(argv)
+        args = parser.parse_args(argv)
     except SystemExit as stop:  # usage errors (exit 2) and --help (exit 0) as return codes
         return int(stop.code or 0)
-    from eqpop.errors import WriteFailed, printable
+    if command:
+        args.command = command[0]
+    from eqpop.errors import StorageLost, WriteFailed, printable
+    from eqpop.interrupt import Interrupted
 
     try:
         return args.run(args)
     except ValueError as err:
         print(f"eqpop {args.command}: error: {printable(str(err))}", file=sys.stderr)
         return EXIT_USAGE
-    except WriteFailed as err:  # a full disk, a read-only folder: rerun once there is room
+    except (WriteFailed, StorageLost) as err:  # no room, no storage: rerun once there is
         print(f"eqpop {args.command}: error: {err}", file=sys.stderr)
         return 1
+    except Interrupted as stopped:  # a second signal: at once (every write is atomic)
+        print(
+            f"eqpop {args.command}: stopped at once ({stopped.name}); nothing is half-written, "
+            "the same command continues",
+            file=sys.stderr,
+        )
+        return stopped.exit_code
+    except KeyboardInterrupt:  # before the command took the signals
+        print(f"eqpop {args.command}: interrupted (SIGINT)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -241,18 +242,18 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def parse_override(text: str) -> tuple[str, Any]:
-    """``key=value`` with the value read as YAML (numbers, booleans, lists, null)."""
+def parse_override(text: str, known: Iterable[str] = TrainConfig.model_fields) -> tuple[str, Any]:
+    """``key=value`` with the value read as YAML (numbers, booleans, lists, null); ``key`` (or
+    its part before a dot) one of ``known``."""
     import yaml
 
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set {text!r}: expected key=value")
     key = key.strip().replace("-", "_")
-    if key not in TrainConfig.model_fields:
-        raise ConfigError(
-            f"--set {key}: unknown field; known fields: {', '.join(TrainConfig.model_fields)}"
-        )
+    known = list(known)
+    if key.partition(".")[0] not in known:
+        raise ConfigError(f"--set {key}: unknown field; known fields: {', '.join(known)}")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:

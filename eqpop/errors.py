@@ -32,3 +32,35 @@ class ConfigError(ValueError):
 
     def __init__(self, message: str):
         super().__init__(printable(message))
+
+
+class StorageLost(OSError):
+    """The study's Optuna storage went away mid-study (a database stopped, a journal's mount
+    gone) and did not come back within a few retries: one line naming it (password masked) and
+    the way on. Everything written so far is consistent; the same command continues the study
+    once the storage is back."""
+
+    def __init__(self, message: str):
+        super().__init__(None, printable(message))
+
+    def __reduce__(self):
+        return (StorageLost, (str(self),))
+
+    def __str__(self) -> str:
+        return str(self.args[1])
+
+
+class Damaged(ValueError):
+    """A file of a study (a Parquet part, a journal record) cannot be read: one line naming it
+    and the way out (``eqpop compact --repair``), before anything is written or started."""
+
+    def __init__(self, message: str):
+        super().__init__(printable(message))
+
+    @classmethod
+    def part(cls, path: object, why: str, study: object, also: str = "") -> Damaged:
+        """A Parquet part of the study folder ``study`` whose footer does not read."""
+        return cls(
+            f"{path}: damaged Parquet part ({why}){also}; `eqpop compact --repair {study}` sets "
+            "it aside, keeping every row that can still be read"
+        )

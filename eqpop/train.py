@@ -9,6 +9,7 @@ batch, append a record to ``metrics.parquet`` and write a checkpoint; both atomi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -26,11 +27,13 @@ from tqdm import tqdm
 
 from eqpop import homeostasis
 from eqpop.config import TrainConfig
-from eqpop.data import Batches, Split, eval_batches, load_dataset
+from eqpop.data import Batches, DataError, Split, eval_batches, load_dataset
 from eqpop.dynamics import Settled, Status, settle
+from eqpop.errors import ConfigError
 from eqpop.estimators import registry
 from eqpop.estimators.base import Estimate
 from eqpop.estimators.init_ep import Initializer, anchored, distance
+from eqpop.interrupt import StopRequest
 from eqpop.io import atomic_write, write_parquet_atomic
 from eqpop.metrics import layer_cosines
 from eqpop.nets import EquilibriumNet, State, net_for_data
@@ -115,6 +118,11 @@ class Trainer:
         )
         self.signs = random.Random(cfg.seed)
         data = data if data is not None else load_dataset(cfg.dataset, cfg.data_dir)
+        self.data_seen = {  # recorded in checkpoints: a resume on other images is refused
+            "train": len(data.y_train),
+            "val": len(data.y_val),
+            "fingerprint": data.fingerprint(),
+        }
         self.data = data.prepared(cfg.inputs, cfg.train_subset)
         with drawing_from(self.rng):
             net = net_for_data(
@@ -150,6 +158,7 @@ class Trainer:
             self.data.y_val[:n].to(self.device),
         )
         self.epoch = 0
+        self.saved_epoch = 0  # the last epoch on disk (checkpoint and metrics)
         self.records: list[dict[str, Any]] = []
         self.health: Health | None = None  # of the last epoch trained
 
@@ -264,6 +273,13 @@ class Trainer:
 
     # --- epochs, records, checkpoints ----------------------------------------------------------
     def run_epoch(self, progress: bool = False) -> dict[str, Any]:
+        """Train one epoch, record it and, with a run folder, write its checkpoint."""
+        record = self._train_epoch(progress)
+        if self.out is not None:
+            self.save()
+        return record
+
+    def _train_epoch(self, progress: bool) -> dict[str, Any]:
         cfg = self.cfg
         start = time.perf_counter()
         tally = EpochTally(self.device)
@@ -286,6 +302,7 @@ class Trainer:
             raise Diverged(f"epoch {self.epoch + 1}: non-finite state in the free phase")
         free = None if tally.free is None else sums["residual"]
         self.health = Health(Status(int(sums["status"])), free)
+        lr = self.optimizer.param_groups[0]["lr"]  # the rate this epoch trained at
         if self.scheduler is not None:
             self.scheduler.step()
         train_seconds = time.perf_counter() - start
@@ -299,17 +316,17 @@ class Trainer:
             "homeo_loss": sums["homeo"] / batches if cfg.lambda_homeo > 0 else math.nan,
             "residual": sums["residual"],
             "imag_ratio": sums["imag_ratio"],
-            "lr": self.optimizer.param_groups[0]["lr"],
+            "lr": lr,
             **self.measure(),
         }
         record["seconds"] = time.perf_counter() - start
         record["samples_per_s"] = tally.seen / train_seconds
         self.records.append(record)
-        if self.out is not None:
-            self.save()
         return record
 
-    def fit(self, progress: bool = False) -> pd.DataFrame:
+    def fit(self, progress: bool = False, stop: StopRequest | None = None) -> pd.DataFrame:
+        """Train to ``cfg.epochs``. Under ``stop`` a signal cuts the epoch in flight short (the
+        ones before are on disk) but never a checkpoint being written."""
         bar = tqdm(
             total=self.cfg.epochs,
             initial=self.epoch,
@@ -318,7 +335,10 @@ class Trainer:
             disable=not progress,
         )
         while self.epoch < self.cfg.epochs:
-            rec = self.run_epoch(progress)
+            with stop.interruptible() if stop else contextlib.nullcontext():
+                rec = self._train_epoch(progress)
+            if self.out is not None:
+                self.save()
             bar.update(1)
             bar.set_postfix(loss=f"{rec['train_loss']:.3f}", val_error=f"{rec['val_error']:.3f}")
         bar.close()
@@ -341,6 +361,7 @@ class Trainer:
             "sign_rng": json.dumps(self.signs.getstate()),
             "records": json.dumps(self.records),
             "config": self.cfg.model_dump_json(),
+            "data": json.dumps(self.data_seen),
         }
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
@@ -375,10 +396,13 @@ class Trainer:
         if (self.out / CHECKPOINT).exists():
             os.replace(self.out / CHECKPOINT, self.out / PREVIOUS)
         atomic_write(self.out / CHECKPOINT, lambda p: torch.save(sd, p))
+        self.saved_epoch = self.epoch
 
-    def resume(self) -> bool:
+    def resume(self, allow_new_data: bool = False) -> bool:
         """Continue from ``out/checkpoint.pt`` if there is one (loaded with weights_only); if it
-        is unreadable, from the previous one, saying so on stderr."""
+        is unreadable, from the previous one, saying so on stderr. Refused in one line when the
+        config differs (naming each field) or the data do (unless ``allow_new_data``). More
+        epochs than the run was started with continue the schedule of the new length."""
         if self.out is None:
             return False
         path, previous = self.out / CHECKPOINT, self.out / PREVIOUS
@@ -392,12 +416,49 @@ class Trainer:
             sd = self._load(previous)
             print(f"warning: {err}; resumed from {previous} (epoch {sd['epoch']})", file=sys.stderr)
         saved = TrainConfig.model_validate_json(sd["config"])
-        if saved.model_dump(exclude={"epochs", "device"}) != self.cfg.model_dump(
-            exclude={"epochs", "device"}
-        ):
-            raise ValueError(f"{path}: was written with a different config; use another --out")
+        recorded = json.loads(sd["data"]) if "data" in sd else None
+        # a moved data folder is the same run: the data's fingerprint says whether it is
+        ignored = {"epochs", "device"} | ({"data_dir"} if recorded else set())
+        old, new = saved.model_dump(exclude=ignored), self.cfg.model_dump(exclude=ignored)
+        changed = [f"{k}: {old[k]!r} -> {new[k]!r}" for k in old if old[k] != new[k]]
+        if changed:
+            raise ConfigError(
+                f"{path}: was written with a different config ({'; '.join(changed)}); resume with "
+                "the same settings or use another --out"
+            )
+        if recorded and recorded["fingerprint"] != self.data_seen["fingerprint"]:
+            self._new_data(path, recorded, allow_new_data)
+        if self.cfg.epochs < int(sd["epoch"]):
+            raise ConfigError(
+                f"epochs: {path} has trained {sd['epoch']} epochs already, this run asks for "
+                f"{self.cfg.epochs}; ask for at least as many"
+            )
         self.load_state_dict(sd)
+        self.saved_epoch = self.epoch
+        if self.scheduler is not None and saved.epochs != self.cfg.epochs:
+            self._reschedule()
         return True
+
+    def _new_data(self, path: Path, recorded: dict[str, Any], allow: bool) -> None:
+        where = self.cfg.data_dir or self.cfg.dataset
+        seen = f"{recorded['train']} train / {recorded['val']} val images"
+        now = f"{self.data_seen['train']} / {self.data_seen['val']}"
+        if not allow:
+            raise DataError(
+                where,
+                f"holds other data than {path} was trained on (then {seen}, now {now}, another "
+                "fingerprint); give the same data, or --allow-new-data to resume on these",
+            )
+        print(f"warning: {where}: resuming {path} on other data ({now})", file=sys.stderr)
+
+    def _reschedule(self) -> None:
+        """The cosine schedule over the run's new number of epochs, from where it stands: the
+        epochs to come get the rates an uninterrupted run of that length gives them (restored
+        as it was saved, the old schedule would train past its end at rate 0)."""
+        self.scheduler.T_max = self.cfg.epochs
+        done = self.epoch / self.cfg.epochs
+        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
+            group["lr"] = base * (1 + math.cos(math.pi * done)) / 2
 
     def _load(self, path: Path) -> dict[str, Any]:
         if not path.is_file():

@@ -4,7 +4,7 @@
 Search space: |beta| log-uniform 0.1-2, N in {2, 4, 6, 8}, lambda_homeo 0 or log-uniform 0.1-20,
 lr log-uniform 2e-3-2e-2.
 
-    python studies/imagenet32.py --data-dir DIR      # the npz batches
+    python studies/imagenet32.py --data-dir DIR      # the npz or the pickled batches
 
 Flags, cluster use and where the space lives: studies/README.md.
 """

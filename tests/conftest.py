@@ -4,6 +4,7 @@ one local Ray instance (2 CPUs) shared by the whole test session (tests only).""
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -74,8 +75,16 @@ def ray_address():
 
 @pytest.fixture(scope="session")
 def postgres_url():
-    """A real PostgreSQL server for the session. Where PostgreSQL is missing the tests skip,
-    except under CI (``EQPOP_CI=1``, set by .ci/run after installing it)."""
+    """A real PostgreSQL server for the session."""
+    with postgres_server() as server:
+        yield server.url
+
+
+@contextmanager
+def postgres_server():
+    """A throw-away PostgreSQL server of its own (``tests/postgres_server.py``); skipped where
+    PostgreSQL is missing, except under CI (``EQPOP_CI=1``, set by .ci/run after installing
+    it)."""
     import shutil
     import tempfile
 
@@ -83,11 +92,11 @@ def postgres_url():
 
     root = Path(tempfile.mkdtemp(prefix="eqpop-pg-"))  # pytest's folders are root's alone
     try:
-        with postgres(root) as url:
-            if url is None:
+        with postgres(root) as server:
+            if server is None:
                 if os.environ.get("EQPOP_CI") == "1":
                     pytest.fail("PostgreSQL is not installed (initdb, pg_ctl, createdb)")
                 pytest.skip("PostgreSQL is not installed")
-            yield url
+            yield server
     finally:
         shutil.rmtree(root, ignore_errors=True)

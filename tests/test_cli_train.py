@@ -3,6 +3,11 @@ nothing written; a finished run resumes."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
+
 import pandas as pd
 import pytest
 from conftest import assert_usage_error
@@ -108,3 +113,26 @@ def test_a_diverging_run_is_one_line_exit_1_and_keeps_its_records(tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert code == 1 and len(err.splitlines()) == 1 and "diverged" in err
     assert (out / "config.json").is_file() or not (out / "metrics.parquet").exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_training_in_one_line_keeping_the_finished_epochs(tmp_path, signum):
+    """Before: SIGINT gave a traceback, SIGTERM ended the run without a word. Now: one line,
+    128 + the signal's number, the finished epochs on disk, and --resume continues."""
+    out = tmp_path / "run"
+    argv = ["train", "--preset", "digits-mlp", "--out", str(out), *FAST]
+    cmd = [sys.executable, "-m", "eqpop.cli", *argv, "--epochs", "200"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out / "metrics.parquet").exists():
+        time.sleep(0.1)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signum
+    line = err.strip()
+    assert len(line.splitlines()) == 1, line
+    assert f"interrupted ({signal.Signals(signum).name})" in line and "--resume" in line
+    kept = list(pd.read_parquet(out / "metrics.parquet").epoch)
+    assert kept == list(range(1, len(kept) + 1)) and f"{len(kept)} epochs kept" in line
+    assert main([*argv, "--epochs", str(len(kept) + 1), "--resume"]) == 0
+    assert list(pd.read_parquet(out / "metrics.parquet").epoch) == [*kept, len(kept) + 1]

@@ -21,7 +21,7 @@ ROOT = Path(eqpop.__file__).parent
 #: the bottom and imports nothing from eqpop.
 LAYERS = {
     "eqpop.io": 0, "eqpop.errors": 0, "eqpop.rng": 0, "eqpop.nets": 0, "eqpop.data": 0,
-    "eqpop.reports.schema": 0,
+    "eqpop.reports.schema": 0, "eqpop.interrupt": 0,
     "eqpop.dynamics": 1, "eqpop.jacobian": 1, "eqpop.metrics": 1,
     "eqpop.estimators": 2, "eqpop.homeostasis": 2,
     "eqpop.config": 3, "eqpop.presets": 3,

@@ -6,15 +6,17 @@ from __future__ import annotations
 import math
 import random
 import traceback
+from dataclasses import replace
 
 import pandas as pd
 import pytest
 import torch
 
 from eqpop.config import build_config
-from eqpop.data import load_dataset
+from eqpop.data import DataError, load_dataset
 from eqpop.data.base import Split
 from eqpop.dynamics import settle
+from eqpop.errors import ConfigError
 from eqpop.estimators import registry
 from eqpop.nets import LayeredMLP, OutputFeedbackMLP
 from eqpop.train import CHECKPOINT, METRICS, PREVIOUS, Diverged, EpochTally, Trainer
@@ -153,6 +155,52 @@ def test_resume_refuses_another_config_and_a_corrupt_checkpoint(tmp_path, small)
     (tmp_path / CHECKPOINT).write_bytes(b"garbage")
     with pytest.raises(ValueError, match="unreadable checkpoint"):
         Trainer(tiny(epochs=2), tmp_path, small).resume()
+
+
+def test_a_resume_with_more_epochs_continues_the_schedule_of_the_new_length(tmp_path, small):
+    """Before: the cosine schedule came back with its old length, so the extra epoch trained at
+    learning rate 0 and the weights did not move. Now 1 + 1 epochs equal 2 uninterrupted."""
+    cfg = tiny(epochs=2, cosine_schedule=True, augment=False)
+    straight = Trainer(cfg, tmp_path / "a", small)
+    straight.fit()
+    Trainer(tiny(epochs=1, cosine_schedule=True, augment=False), tmp_path / "b", small).fit()
+    resumed = Trainer(cfg, tmp_path / "b", small)
+    assert resumed.resume() and resumed.epoch == 1
+    after_one = [p.detach().clone() for p in resumed.net.parameters()]
+    assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(cfg.lr / 2)  # was 0
+    resumed.fit()
+    moved = max((p - q).abs().max().item() for p, q in zip(resumed.net.parameters(), after_one))
+    assert moved > 1e-3
+    for (name, p), q in zip(straight.net.named_parameters(), resumed.net.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=name)
+    skip = ["seconds", "samples_per_s"]
+    pd.testing.assert_frame_equal(
+        straight.metrics().drop(columns=skip), resumed.metrics().drop(columns=skip), rtol=1e-5
+    )
+
+
+def test_a_refused_resume_names_each_changed_field_and_fewer_epochs_are_refused(tmp_path, small):
+    Trainer(tiny(epochs=2), tmp_path, small).fit()
+    with pytest.raises(ConfigError) as changed:
+        Trainer(tiny(epochs=2, lr=0.5, beta=0.2), tmp_path, small).resume()
+    assert "lr: 0.05 -> 0.5" in str(changed.value) and "beta: 0.5 -> 0.2" in str(changed.value)
+    with pytest.raises(ConfigError, match="trained 2 epochs already, this run asks for 1"):
+        Trainer(tiny(epochs=1), tmp_path, small).resume()
+
+
+def test_a_resume_on_other_data_is_refused_unless_allowed(tmp_path, small, capsys):
+    """Other images of the same shape under the same name: refused in one line naming the
+    data; ``allow_new_data`` goes on, saying so."""
+    Trainer(tiny(epochs=1), tmp_path, small).fit()
+    other = replace(small, x_train=small.x_train.flip(-1))
+    with pytest.raises(DataError, match=r"^digits: holds other data than .*--allow-new-data"):
+        Trainer(tiny(epochs=2), tmp_path, other).resume()
+    assert Trainer(tiny(epochs=2), tmp_path, small).resume()  # the same data: fine
+    moved = tiny(epochs=2, data_dir=str(tmp_path / "moved"))
+    assert Trainer(moved, tmp_path, small).resume()  # the same data elsewhere: fine too
+    again = Trainer(tiny(epochs=2), tmp_path, other)
+    assert again.resume(allow_new_data=True) and again.epoch == 1
+    assert "resuming" in capsys.readouterr().err
 
 
 def test_a_corrupt_checkpoint_falls_back_on_the_previous_one(tmp_path, small, capsys):

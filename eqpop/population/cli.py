@@ -5,25 +5,35 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from eqpop.config import ConfigError, parse_override, read_config_file
+from eqpop.config import ConfigError, TrainConfig, parse_override, read_config_file
 from eqpop.population.builtin import BUILTIN
 from eqpop.population.spec import StudyConfig, build_study
 
 #: flags that map one to one onto study fields
 _FLAGS = ("trials", "timeout", "actors", "gpus_per_actor", "storage", "out", "address", "name")
-_CLUSTER_FILE = Path("/tmp/ray/ray_current_cluster")
+#: ``--set`` keys: a training config field for every trial, or a study field (``study.`` first
+#: for one that is both, ``study.seed``); dotted keys reach into a study field's mapping
+_SET_KEYS = (*TrainConfig.model_fields, *StudyConfig.model_fields, "study")
+
+
+def _put(values: dict[str, Any], key: str, value: Any) -> None:
+    """``values[a][b] = value`` for the key ``a.b``."""
+    *path, last = key.split(".")
+    for part in path:
+        inner = values.get(part)
+        values[part] = inner = dict(inner) if isinstance(inner, dict) else {}
+        values = inner
+    values[last] = value
 
 
 def study_from_args(args: argparse.Namespace) -> StudyConfig:
     overrides: dict[str, Any] = {f: getattr(args, f) for f in _FLAGS}
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    base_extra = dict(parse_override(item) for item in args.set)
-    if args.data_dir is not None:
-        base_extra["data_dir"] = args.data_dir
     if args.study in BUILTIN:
         values = {"name": args.study, **BUILTIN[args.study]}
     else:
@@ -37,15 +47,45 @@ def study_from_args(args: argparse.Namespace) -> StudyConfig:
     base = values.get("base", {})
     if not isinstance(base, dict):
         raise ConfigError(f"base: must be a mapping of training config fields, got {base!r}")
-    values["base"] = {**base, **base_extra}
+    base = dict(base)
+    for item in args.set:
+        key, value = parse_override(item, _SET_KEYS)
+        head, _, rest = key.partition(".")
+        if head == "study" and rest:
+            _put(values, rest, value)
+        elif head in TrainConfig.model_fields and not rest:
+            base[key] = value
+        else:
+            _put(values, key, value)
+    if args.data_dir is not None:
+        base["data_dir"] = args.data_dir
+    values["base"] = base
     return build_study(**{**values, **overrides})
 
 
 def resolve_address(address: str) -> str:
-    """``detect``: join the Ray cluster running here (``ray submit``), else start a local one."""
+    """``detect``: join the Ray cluster this machine belongs to (``auto``) if there is one,
+    else start a local Ray. Found as ``ray.init(address="auto")`` finds it (``RAY_ADDRESS``,
+    the address file under Ray's temporary folder, which follows ``TMPDIR``, a running GCS),
+    in a child process: Ray reads how to choose its node address once, when it is imported,
+    and a local start must import it only after ``loopback_ray``."""
     if address != "detect":
         return address
-    return "auto" if os.environ.get("RAY_ADDRESS") or _CLUSTER_FILE.exists() else "local"
+    probe = (
+        "import ray, logging\n"
+        "try:\n"
+        "    ray.init(address='auto', include_dashboard=False, log_to_driver=False,"
+        " logging_level=logging.ERROR)\n"
+        "except ConnectionError:\n"
+        "    print('local')\n"
+        "else:\n"
+        "    print('auto')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=False
+    )
+    found = done.stdout.split()
+    return "auto" if done.returncode == 0 and found and found[-1] == "auto" else "local"
 
 
 def loopback_ray() -> None:
@@ -57,8 +97,10 @@ def loopback_ray() -> None:
 
 
 def run_study_command(args: argparse.Namespace) -> int:
-    """Run the study; exit 1 with one line on stderr when it stopped because its trials kept
-    failing (everything written so far is kept)."""
+    """Run the study; exit 1 with one line on stderr when it stopped short (its trials kept
+    failing, no room, no storage: everything written so far is kept), 128 + the signal's
+    number when a signal stopped it."""
+    from eqpop.interrupt import StopRequest
     from eqpop.population.storage import mask_password, stored_study
 
     spec = study_from_args(args)
@@ -72,43 +114,31 @@ def run_study_command(args: argparse.Namespace) -> int:
     spec = spec.model_copy(update={"address": resolve_address(spec.address)})
     if spec.address == "local":
         loopback_ray()
+    if not args.quiet:
+        where = "a local Ray" if spec.address == "local" else f"the Ray cluster ({spec.address})"
+        print(f"study {spec.name}: {spec.out}, on {where}")
     from eqpop.population.driver import run_study
 
-    summary = run_study(spec, progress=not args.quiet)
+    with StopRequest() as stop:
+        summary = run_study(spec, progress=not args.quiet, stop=stop)
     print(summary.table())
     if summary.stopped:
         print(f"eqpop study: stopped: {summary.stopped}", file=sys.stderr)
-        return 1
+        return 128 + summary.signal if summary.signal else 1
     return 0
-
-
-def _compact_storage(folder: Path, described: dict[str, Any], given: str | None) -> str:
-    """The study's storage: ``--storage``, else the one ``study.json`` names (a journal path
-    written relative to where the study ran is also looked for in the folder)."""
-    url = given or str(described.get("storage", ""))
-    if not given and "***" in url:
-        raise ConfigError(
-            f"{folder}/study.json names the storage without its password; give it with --storage"
-        )
-    if "://" in url or Path(url).is_file():
-        return url
-    if not given and (folder / "optuna.journal").is_file():
-        return str(folder / "optuna.journal")
-    hint = "" if given else "; give the study's storage with --storage"
-    raise ConfigError(f"storage {url}: no such journal file{hint}")
 
 
 def run_compact_command(args: argparse.Namespace) -> int:
     """Compact a study folder's three datasets while holding the study's lease, so that no
-    driver writes to it meanwhile (a live one makes this refuse, naming it)."""
+    driver writes to it meanwhile (a live one makes this refuse, naming it); with ``--repair``
+    first set aside what cannot be read (``repair.py``)."""
     import json
 
     import optuna
 
-    from eqpop.population.dataset import Dataset
     from eqpop.population.lease import Lease
-    from eqpop.population.storage import mask_password, stored_study
-    from eqpop.reports import schema
+    from eqpop.population.repair import compact_study, repair_journal_of
+    from eqpop.population.storage import mask_password, stored_study, study_storage
 
     folder: Path = args.path
     if not (folder / "study.json").is_file():
@@ -120,8 +150,11 @@ def run_compact_command(args: argparse.Namespace) -> int:
     name = described.get("name") if isinstance(described, dict) else None
     if not isinstance(name, str):
         raise ConfigError(f"{folder}/study.json: names no study")
-    url = _compact_storage(folder, described, args.storage)
+    url = study_storage(folder, described, args.storage)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.repair:
+        for line in repair_journal_of(url):
+            print(line)
     study, notes = stored_study(url, name)  # a killed driver's torn journal record dropped
     for note in notes:
         print(note)
@@ -130,10 +163,8 @@ def run_compact_command(args: argparse.Namespace) -> int:
     lease = Lease(study, float(described.get("heartbeat_seconds", 10.0)))
     lease.acquire()
     try:
-        for dataset in schema.DATASETS:
-            before, after = Dataset(folder, dataset).compact()
-            print(f"{folder / dataset}: {before} files -> {after}")
-            lease.beat()
+        for line in compact_study(folder, study, described, args.repair, beat=lease.beat):
+            print(line)
     finally:
         lease.release()
     return 0

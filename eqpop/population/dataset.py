@@ -23,11 +23,13 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from eqpop.errors import WriteFailed
-from eqpop.reports.schema import part_files
+from eqpop.errors import Damaged, WriteFailed
+from eqpop.io import atomic_write
+from eqpop.reports.schema import part_files, unreadable
 
 PARTS = ".parts"
 #: rows per compacted file (about 200 MB for the widest dataset): "a handful of files"
@@ -72,7 +74,11 @@ class Dataset:
         if not self.link.is_symlink() or self.link.resolve() != newest.resolve():
             self._point(generations[-1])
         for older in generations[:-1]:
-            shutil.rmtree(self._generation(older))
+            # hidden by one rename first: a reader that resolved the link before the switch
+            # then finds the folder gone (and reads again), never an emptied folder of no rows
+            hidden = self.generations_dir / f".{older:06d}.old"
+            os.rename(self._generation(older), hidden)
+            shutil.rmtree(hidden)
 
     def folder(self) -> Path:
         """Where new parts go: the current generation, made on first use."""
@@ -89,6 +95,31 @@ class Dataset:
         parts = part_files(self.link)
         if len(parts) <= 1:
             return len(parts), len(parts)
+        return len(parts), self._rewrite(parts)
+
+    def drop_trials(self, trials: set[int], aside: Path) -> int:
+        """The dataset without the rows of ``trials``, switched in at once as a compaction is;
+        the rows taken out are written to a file in ``aside``. Returns how many."""
+        self.repair()
+        parts = part_files(self.link)
+        if not trials or not parts:
+            return 0
+        gone = pc.field("trial").isin(sorted(trials))
+        taken = _source(parts).to_table(filter=gone)
+        if not taken.num_rows:
+            return 0
+        aside_file = aside / f"dropped-{time.time_ns()}.parquet"
+        atomic_write(aside_file, lambda tmp: pq.write_table(taken, tmp))
+        self._rewrite(parts, keep=~gone)
+        return taken.num_rows
+
+    def _rewrite(self, parts: list[Path], keep: pc.Expression | None = None) -> int:
+        """``parts`` (their rows that match ``keep``) as the next generation, made current with
+        one rename; returns its number of files."""
+        for part in parts:
+            why = unreadable(part)
+            if why is not None:
+                raise Damaged.part(part, why, self.root)
         try:
             if not self.link.is_symlink():  # an older study's plain folder: make it generation 0
                 self.generations_dir.mkdir(parents=True, exist_ok=True)
@@ -97,23 +128,29 @@ class Dataset:
                 parts = part_files(self.link)
             number = self.generations()[-1] + 1
             tmp = self.generations_dir / f".{number:06d}.tmp"
-            written = _copy(parts, tmp)
+            written = _copy(parts, tmp, keep)
             os.rename(tmp, self._generation(number))
             self._point(number)
         except OSError as err:
             raise WriteFailed(self.link, err) from err
         self.repair()  # the older generation goes
-        return len(parts), written
+        return written
 
 
-def _copy(parts: list[Path], folder: Path) -> int:
-    """Stream ``parts`` in their order into ``folder`` as few large files; returns how many.
-    The schema is the union of the parts' (a part from an older eqpop may lack a column)."""
+def _source(parts: list[Path]) -> ds.Dataset:
+    """The parts as one dataset, in their order. The schema is the union of the parts' (a part
+    from an older eqpop may lack a column)."""
     schema = pa.unify_schemas([pq.read_schema(p) for p in parts])
-    source = ds.dataset([str(p) for p in parts], schema=schema, format="parquet")
+    return ds.dataset([str(p) for p in parts], schema=schema, format="parquet")
+
+
+def _copy(parts: list[Path], folder: Path, keep: pc.Expression | None = None) -> int:
+    """Stream ``parts`` (the rows matching ``keep``) in their order into ``folder`` as few
+    large files; returns how many."""
+    source = _source(parts)
     files: list[str] = []
     ds.write_dataset(
-        source,
+        source.scanner(filter=keep) if keep is not None else source,
         folder,
         format="parquet",
         basename_template=f"part-{time.time_ns():020d}-compact-{{i}}.parquet",

@@ -29,7 +29,8 @@ from optuna.trial import TrialState
 from tqdm import tqdm
 
 from eqpop.config import TrainConfig
-from eqpop.errors import WriteFailed
+from eqpop.errors import Damaged, StorageLost, WriteFailed
+from eqpop.interrupt import Interrupted, StopRequest
 from eqpop.population.lease import Lease
 from eqpop.population.outcome import (
     Decision,
@@ -39,11 +40,13 @@ from eqpop.population.outcome import (
     Trained,
     Verdict,
     decide,
+    unwritable,
 )
 from eqpop.population.pool import ActorPool
+from eqpop.population.preflight import preflight
 from eqpop.population.sink import Sink
 from eqpop.population.spec import StudyConfig
-from eqpop.population.storage import DONE, TrialStore, mask_password, preflight
+from eqpop.population.storage import DONE, TrialStore, mask_password
 
 Event = Callable[[str, dict[str, Any]], None]
 _STATES = {
@@ -92,10 +95,6 @@ class Failures:
         return f"most frequent reason ({count} of {len(self.in_row)}): {example}"
 
 
-def _unwritable(why: object) -> str:
-    return f"{why}; make room (or make --out writable) and run the same command again"
-
-
 def _kind(reason: str) -> str:
     return reason.split(" (")[0].split(":")[0]
 
@@ -114,6 +113,7 @@ class Summary:
     out: str
     storage: str
     stopped: str | None = None
+    signal: int | None = None  # the signal that stopped it (SIGINT, SIGTERM)
 
     @property
     def busy_fraction(self) -> float:
@@ -122,6 +122,7 @@ class Summary:
 
     def table(self) -> str:
         counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(self.counts.items()))
+        counts = counts or "no trials (or the storage could not say)"
         lines = [f"study {self.study}: {counts}"]
         if self.best:
             params = " ".join(f"{k}={_fmt(v)}" for k, v in self.best["params"].items())
@@ -175,8 +176,10 @@ class Driver:
         progress: bool = True,
         on_event: Event | None = None,
         notes: list[str] | None = None,
+        stop: StopRequest | None = None,
     ):
         self.spec = spec
+        self.stop = stop or StopRequest()  # not installed: no signal ever sets it
         self.notes = notes or []  # what preflight repaired, said once the events are up
         self.progress, self.on_event = progress, on_event
         self.base = spec.train_config({})
@@ -189,6 +192,7 @@ class Driver:
         self.finished_here = 0  # trials this run completed or pruned
         self.halt: str | None = None  # why the study must stop now: start nothing more
         self.unplaced_since: float | None = None  # every actor lost and none placed again
+        self.signal: int | None = None  # the signal that stopped this run
         self.train_s = 0.0
 
     # --- ask and submit -----------------------------------------------------------------------
@@ -243,7 +247,7 @@ class Driver:
             return
         self._tell(run, decision)
         if decision.stop_study:
-            self.halt = _unwritable(decision.reason)
+            self.halt = decision.stop_study
         if decision.retry:
             if self.store.requeue(self.store.frozen(run.trial.number)):
                 number = run.trial.number
@@ -294,23 +298,33 @@ class Driver:
         start = time.monotonic()
         try:
             while True:
+                self.stop.check()  # a signal arrived: stop here, between two whole steps
                 while self.pool.free and self._can_launch(deadline):
                     self._launch(self.pool.free.pop(0))
                 if not self.running and not (self.pool.pings and self._can_launch(deadline)):
                     break
                 if self._unplaceable():
                     break
-                for ref in self.pool.wait(list(self.running), spec.flush_seconds):
+                with self.stop.interruptible():
+                    ready = self.pool.wait(list(self.running), spec.flush_seconds)
+                for ref in ready:
                     run = self.running.pop(ref)
                     self._take(run, self.pool.outcome(ref, run.actor))
                 self.sink.maybe_flush()
                 self.lease.beat()
+            self.stop.check()
             if not self.halt:  # a handful of files per dataset, for fast reading
                 files = self.sink.compact()
                 self.events.notify("compacted", files=files)
+        except Interrupted as stopped:
+            if stopped.at_once:
+                raise
+            self._interrupted(stopped)
+        except (StorageLost, Damaged) as err:  # the storage went away; a part is unreadable
+            self.halt = str(err)
         except OSError as err:  # the Parquet or the journal: trials left running recover
             where = mask_password(spec.storage_url)
-            self.halt = _unwritable(
+            self.halt = unwritable(
                 err if isinstance(err, WriteFailed) else f"cannot write {where}: {err}"
             )
         finally:
@@ -325,6 +339,24 @@ class Driver:
         with contextlib.suppress(WriteFailed):
             self.sink.summary({**described, "busy_fraction": summary.busy_fraction})
         return summary
+
+    def _interrupted(self, stopped: Interrupted) -> None:
+        """A signal asked the study to stop: the running trials fail ("interrupted") and are
+        queued again without using up a retry (the next run resumes them from their last
+        checkpoint), and nothing more starts."""
+        self.signal = stopped.signum
+        running = list(self.running.values())
+        self.running.clear()
+        self.halt = (
+            f"interrupted ({stopped.name}): {len(running)} running trials failed and re-queued; "
+            "the same command continues the study"
+        )
+        try:
+            for run in running:
+                self._tell(run, Decision(Verdict.FAIL, "interrupted"))
+                self.store.requeue(self.store.frozen(run.trial.number), counted=False)
+        except StorageLost as err:  # the next run fails and re-queues what is left
+            self.halt = f"interrupted ({stopped.name}); {err}"
 
     def _unplaceable(self) -> bool:
         """Every actor is gone and Ray places none again (its node was lost and no node left
@@ -358,7 +390,10 @@ class Driver:
         return None
 
     def summary(self, wall_s: float) -> Summary:
-        trials = self.store.study.get_trials(deepcopy=False)
+        try:
+            trials = self.store.study.get_trials(deepcopy=False)
+        except StorageLost:  # said in ``stopped``; the counts are the storage's to give
+            trials = []
         counts = dict(Counter(t.state.name for t in trials))
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
         best = min(complete, key=lambda t: t.value, default=None)
@@ -374,22 +409,25 @@ class Driver:
             out=str(self.spec.out),
             storage=mask_password(self.spec.storage_url),
             stopped=self.stopped(),
+            signal=self.signal,
         )
 
 
-def connect(address: str, num_cpus: int | None = None) -> None:
-    """Start or join Ray once per process (a test session shares one local instance).
+def connect(address: str, num_cpus: int | None = None) -> bool:
+    """Start or join Ray once per process (a test session shares one local instance); True if
+    this call did, so that the caller shuts it down again.
 
     Quietly: Ray's own notices (its token-authentication one at every start) stay out of the
     user's terminal, errors excepted; authentication stays as Ray sets it. No Ray dashboard."""
     if ray.is_initialized():
-        return
+        return False
     kwargs: dict[str, Any] = dict(
         include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR
     )
     if address == "local":
         kwargs["num_cpus"] = num_cpus
     ray.init(address=address, **kwargs)
+    return True
 
 
 def check_resources(spec: StudyConfig) -> None:
@@ -408,9 +446,23 @@ def check_resources(spec: StudyConfig) -> None:
         )
 
 
-def run_study(spec: StudyConfig, progress: bool = True, on_event: Event | None = None) -> Summary:
-    notes = preflight(spec)  # the storage first: its errors need no Ray
-    connect(spec.address)
-    if spec.address != "auto":
-        check_resources(spec)
-    return Driver(spec, progress, on_event, notes).run()
+def run_study(
+    spec: StudyConfig,
+    progress: bool = True,
+    on_event: Event | None = None,
+    stop: StopRequest | None = None,
+) -> Summary:
+    """Check what can be checked without Ray, then start or join Ray and run the study; the Ray
+    this started is shut down again. ``stop``: the signals that end the study cleanly (the
+    command line's; a library call leaves the signals alone)."""
+    notes = preflight(spec, say=print if progress else None)  # needs no Ray
+    started = connect(spec.address)
+    try:
+        if stop is not None:
+            stop.install()  # again: ray.init set a SIGTERM handler of its own
+        if spec.address != "auto":
+            check_resources(spec)
+        return Driver(spec, progress, on_event, notes, stop).run()
+    finally:
+        if started:
+            ray.shutdown()

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
 import pandas as pd
 
-from eqpop.population.storage import open_storage
+from eqpop.errors import ConfigError, Damaged, StorageLost
+from eqpop.population.storage import JOURNAL, open_storage, study_storage
 
 #: the parameters the papers ask about
 PARAMS = ("beta", "n_points", "lambda_homeo")
@@ -32,22 +34,23 @@ def importances(storage: str, study: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["parameter", "importance"])
 
 
-def study_importances(paths: list[Path]) -> pd.DataFrame:
+def study_importances(paths: list[Path], warn: Callable[[str], None]) -> pd.DataFrame:
     """The importances of every study folder among ``paths`` whose storage can be opened from
-    here (a journal file, or a URL without a masked password), with a ``study`` column."""
+    here (a journal file, or a URL without a masked password), with a ``study`` column; a
+    study whose storage cannot say is left out, with one ``warn`` line naming why."""
     frames = []
     for root in paths:
         if (root / "study.json").is_file():
-            spec = json.loads((root / "study.json").read_text())
-            name, storage = spec["name"], spec.get("storage", "")
-        elif (root / "trials").is_dir() and (root / "optuna.journal").is_file():
-            name = str(pd.read_parquet(root / "trials", columns=["study"]).study.iloc[0])
-            storage = str(root / "optuna.journal")
+            described = json.loads((root / "study.json").read_text())
+        elif (root / "trials").is_dir() and (root / JOURNAL).is_file():  # before study.json
+            trials = pd.read_parquet(root / "trials", columns=["study"])
+            described = {"name": str(trials.study.iloc[0]), "storage": JOURNAL}
         else:
             continue
-        if "***" in storage:  # a masked password: cannot reconnect from here
-            continue
-        if "://" not in storage and not Path(storage).is_file():
-            storage = str(root / "optuna.journal")
-        frames.append(importances(storage, name).assign(study=name))
+        name = described["name"]
+        try:
+            storage = study_storage(root, described)
+            frames.append(importances(storage, name).assign(study=name))
+        except (ConfigError, Damaged, StorageLost) as err:
+            warn(f"{root}: no parameter importances: {err}")
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -57,7 +57,21 @@ class Unwritable:
     message: str
 
 
-Outcome = Started | Trained | Lost | Raised | Unwritable
+@dataclass(frozen=True)
+class BrokenData:
+    """The trial's data set could not be read (a file missing or damaged on the actor's node):
+    every trial would fail the same way, so the study stops, and the trial runs again once the
+    data are fixed and the command is rerun."""
+
+    message: str
+
+
+Outcome = Started | Trained | Lost | Raised | Unwritable | BrokenData
+
+
+def unwritable(why: object) -> str:
+    """The line a study stops with when it cannot write (a full disk, a read-only folder)."""
+    return f"{why}; make room (or make --out writable) and run the same command again"
 
 
 class Verdict(Enum):
@@ -72,7 +86,7 @@ class Decision:
     verdict: Verdict
     reason: str = ""  # why it failed
     retry: bool = False  # its actor is gone: run it again elsewhere (retry policy)
-    stop_study: bool = False  # nothing more can run until the user acts (a full disk)
+    stop_study: str = ""  # nothing more can run until the user acts: the line saying so
 
 
 @dataclass(frozen=True)
@@ -85,7 +99,8 @@ class Progress:
 
 
 def decide(outcome: Outcome, trial: Progress, spec: StudyConfig) -> Decision:
-    """A lost actor fails the trial and retries it; an error, a non-finite epoch or a free
+    """A lost actor fails the trial and retries it, as do unwritable results and unreadable
+    data, which also stop the study; an error, a non-finite epoch or a free
     phase left further than ``spec.max_residual`` from its fixed point fails it; then it is
     complete after its last epoch, pruned if the pruner says so, else it goes on."""
     if isinstance(outcome, Lost):
@@ -93,7 +108,12 @@ def decide(outcome: Outcome, trial: Progress, spec: StudyConfig) -> Decision:
     if isinstance(outcome, Raised):
         return Decision(Verdict.FAIL, outcome.message)
     if isinstance(outcome, Unwritable):
-        return Decision(Verdict.FAIL, outcome.message, retry=True, stop_study=True)
+        return Decision(
+            Verdict.FAIL, outcome.message, retry=True, stop_study=unwritable(outcome.message)
+        )
+    if isinstance(outcome, BrokenData):
+        why = f"{outcome.message}; fix the data (or --data-dir) and run the same command again"
+        return Decision(Verdict.FAIL, outcome.message, retry=True, stop_study=why)
     if isinstance(outcome, Trained):
         if outcome.status == Status.NON_FINITE:
             return Decision(Verdict.FAIL, f"diverged: {outcome.reason}")

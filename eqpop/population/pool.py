@@ -12,9 +12,10 @@ import ray
 from ray.exceptions import RayActorError, RayTaskError
 
 from eqpop.config import TrainConfig
+from eqpop.data import DataError
 from eqpop.errors import WriteFailed
 from eqpop.population.actor import LostTrial, TrialActor
-from eqpop.population.outcome import Lost, Outcome, Raised, Started, Unwritable
+from eqpop.population.outcome import BrokenData, Lost, Outcome, Raised, Started, Unwritable
 from eqpop.population.spec import StudyConfig
 
 
@@ -51,6 +52,8 @@ class ActorPool:
                 return Lost(type(cause).__name__)
             if isinstance(cause, WriteFailed):
                 return Unwritable(str(cause))
+            if isinstance(cause, DataError):
+                return BrokenData(str(cause))
             return Raised(f"{type(cause).__name__}: {cause}".splitlines()[0])
         if isinstance(result, Started):
             self.pids[actor] = result.pid

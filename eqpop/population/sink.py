@@ -21,7 +21,7 @@ from eqpop.config import TrainConfig
 from eqpop.estimators import registry
 from eqpop.io import atomic_write
 from eqpop.population.spec import StudyConfig
-from eqpop.population.storage import mask_password
+from eqpop.population.storage import described_storage
 from eqpop.population.writer import PartWriter, read_column
 from eqpop.reports import schema
 
@@ -48,11 +48,11 @@ class Sink:
 
     def open(self) -> None:
         """Once the study is this driver's: finish a compaction a killed process left, and
-        write ``study.json``: the study (storage printed without its password), the training
-        config its trials start from and the estimators' descriptions for the reports."""
+        write ``study.json``: the study (its storage as ``described_storage`` names it), the
+        training config its trials start from and the estimators' descriptions for reports."""
         self.writer.repair()
         described = self.spec.model_dump(mode="json")
-        described["storage"] = mask_password(self.spec.storage_url)
+        described["storage"] = described_storage(self.spec)
         described["train_config"] = self.base.model_dump(mode="json")
         described["methods"] = registry.describe()
         write_json(self.out / "study.json", described)

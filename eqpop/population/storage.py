@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import optuna
 from optuna.distributions import (
     BaseDistribution,
@@ -22,14 +24,22 @@ from optuna.distributions import (
     IntDistribution,
     check_distribution_compatibility,
 )
+from optuna.storages.journal import (
+    BaseJournalBackend,
+    JournalFileBackend,
+    JournalFileSymlinkLock,
+    JournalStorage,
+)
 from optuna.trial import FrozenTrial, TrialState
 
-from eqpop.errors import ConfigError
-from eqpop.population.lease import Lease
+from eqpop.errors import ConfigError, Damaged
+from eqpop.population.guarded import GuardedStorage
 
 if TYPE_CHECKING:  # the spec imports the training config and with it torch; reports do not
     from eqpop.population.spec import StudyConfig
 
+#: the default journal's name in a study folder
+JOURNAL = "optuna.journal"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 DONE = (*FINISHED, TrialState.FAIL)
 
@@ -39,27 +49,47 @@ def mask_password(url: str) -> str:
     return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """An SQLAlchemy URL (``sqlite:///...``, ``postgresql://...``) or a journal file path."""
+def open_storage(url: str) -> GuardedStorage:
+    """An SQLAlchemy URL (``sqlite:///...``, ``postgresql://...``) or a journal file path, as a
+    ``GuardedStorage``: a storage that goes away mid-study is one ``StorageLost`` line."""
     if "://" in url:
-        try:
-            return optuna.storages.RDBStorage(url)
+        try:  # pre-ping: a connection the server dropped meanwhile is replaced, not used
+            rdb = optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
         except Exception as err:  # the driver's import, a refused connection, a missing db
             why = mask_password(str(err).strip().splitlines()[0] if str(err).strip() else "")
             raise ConfigError(
                 f"storage {mask_password(url)}: cannot open it ({type(err).__name__}: {why})"
             ) from None
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
+        return GuardedStorage(optuna.storages.get_storage(rdb), mask_password(url))  # cached
+    path = Path(url)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        journal = JournalStorage(JournalFileBackend(url))
+    except OSError:
+        raise
+    except Exception as err:  # a record that parses but does not replay (a key overwritten)
+        found = damaged_record(path)
+        if found is None:
+            raise
+        raise JournalDamaged(path, *found) from err
+    return GuardedStorage(journal, url, journal=path)
 
-    Path(url).parent.mkdir(parents=True, exist_ok=True)
-    return JournalStorage(JournalFileBackend(url))
+
+def sampler_seed(seed: int, stored: int) -> int:
+    """The sampler's seed for a driver run that finds ``stored`` trials in the study: the
+    study's own seed at first, then one drawn from both, so that a restarted study goes on with
+    new settings instead of drawing its first run's again."""
+    if stored == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, stored]).generate_state(1)[0])
 
 
-def make_sampler(spec: StudyConfig) -> optuna.samplers.BaseSampler:
+def make_sampler(spec: StudyConfig, stored: int = 0) -> optuna.samplers.BaseSampler:
+    seed = sampler_seed(spec.seed, stored)
     if spec.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=spec.seed)
+        return optuna.samplers.RandomSampler(seed=seed)
     startup = min(10, max(4, spec.trials // 3))
-    return optuna.samplers.TPESampler(seed=spec.seed, n_startup_trials=startup, constant_liar=True)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, constant_liar=True)
 
 
 def make_pruner(spec: StudyConfig, epochs: int) -> optuna.pruners.BasePruner:
@@ -84,26 +114,74 @@ class RetryPolicy:
 
     max_retries: int
 
-    def requeue(self, study: optuna.Study, frozen: FrozenTrial) -> bool:
+    def requeue(self, study: optuna.Study, frozen: FrozenTrial, counted: bool = True) -> bool:
+        """Queue the trial again; ``counted=False`` (a stop the user asked for, not the
+        trial's fault) does not use up one of its retries."""
         attempt = int(frozen.user_attrs.get("attempt", 0))
-        if attempt >= self.max_retries:
+        if counted and attempt >= self.max_retries:
             return False
         run = int(frozen.user_attrs.get("run", frozen.number))
-        attrs = {"run": run, "retry_of": frozen.number, "attempt": attempt + 1}
+        attrs = {"run": run, "retry_of": frozen.number, "attempt": attempt + int(counted)}
         study.enqueue_trial(frozen.params, user_attrs=attrs)
         return True
+
+
+class JournalDamaged(Damaged):
+    """A journal record Optuna cannot read or replay (a flipped byte, an overwritten key, a
+    record cut short with others written after it): what follows it cannot be trusted."""
+
+    def __init__(self, path: Path, record: int, total: int, why: str):
+        self.path, self.record = path, record
+        default = path.name == JOURNAL
+        folder = str(path.parent) if default else f"<study folder> --storage {path}"
+        super().__init__(
+            f"{path}: record {record} of {total} is damaged ({why}); `eqpop compact --repair "
+            f"{folder}` keeps the {record - 1} records before it and sets aside the Parquet "
+            "rows and run folders of the trials it drops"
+        )
+
+
+class _Replay(BaseJournalBackend):
+    """Journal records replayed by Optuna one by one, counting them, to find the first that
+    breaks the replay."""
+
+    def __init__(self, lines: list[bytes]):
+        self.lines, self.served = lines, 0
+
+    def read_logs(self, log_number_from: int) -> Iterator[dict[str, Any]]:
+        for line in self.lines[log_number_from:]:
+            self.served += 1
+            yield json.loads(line)
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        raise RuntimeError("a replay is read-only")
+
+
+def damaged_record(path: Path) -> tuple[int, int, str] | None:
+    """The first record of a journal that does not parse or that Optuna cannot replay (its
+    number from 1, the number of records, why), or None."""
+    lines = path.read_bytes().split(b"\n")[:-1]  # what follows the last newline is torn
+    replay = _Replay(lines)
+    try:
+        JournalStorage(replay)
+    except Exception as err:
+        return replay.served, len(lines), f"{type(err).__name__}: {err}".splitlines()[0]
+    return None
+
+
+def _lock(path: Path) -> JournalFileSymlinkLock:
+    """The lock Optuna's own appends take."""
+    return JournalFileSymlinkLock(str(path))
 
 
 def repair_journal(path: Path) -> str | None:
     """Drop a torn last record (a write cut by a crash or a full disk) so that the next append
     does not glue onto it; the cut bytes are kept in ``<journal>.torn``. Returns what it did,
-    or None. A damaged record *before* the last one is refused: what follows it cannot be
-    trusted, and the one-line error gives the command that keeps the records before it."""
-    from optuna.storages.journal import JournalFileSymlinkLock
-
+    or None. A damaged record *before* the last one is ``JournalDamaged``: what follows it
+    cannot be trusted, and ``eqpop compact --repair`` is the way out."""
     if not path.is_file() or path.stat().st_size == 0:
         return None
-    lock = JournalFileSymlinkLock(str(path))  # the lock Optuna's own appends take
+    lock = _lock(path)
     lock.acquire()
     try:
         data = path.read_bytes()
@@ -114,12 +192,7 @@ def repair_journal(path: Path) -> str | None:
                 json.loads(line)
             except ValueError:
                 if number < len(complete):
-                    keep = number - 1
-                    raise ConfigError(
-                        f"{path}: record {number} of {len(complete)} is damaged; keep the "
-                        f"{keep} before it with: head -n {keep} {path} > {path}.fixed && "
-                        f"mv {path}.fixed {path}"
-                    ) from None
+                    raise JournalDamaged(path, number, len(complete), "not JSON") from None
                 break  # a damaged last record is a torn one
             end += len(line) + 1
         torn = data[end:]
@@ -131,6 +204,26 @@ def repair_journal(path: Path) -> str | None:
             f.truncate(end)
             os.fsync(f.fileno())
         return f"{path}: dropped a torn last record ({len(torn)} bytes, kept in {path}.torn)"
+    finally:
+        lock.release()
+
+
+def drop_records(path: Path, first: int) -> int:
+    """Keep the records of a journal before record ``first`` (counted from 1); the others go
+    to ``<journal>.damaged``. Returns how many were dropped."""
+    lock = _lock(path)
+    lock.acquire()
+    try:
+        data = path.read_bytes()
+        lines = data.split(b"\n")
+        keep = sum(len(line) + 1 for line in lines[: first - 1])
+        dropped = data[keep:]
+        with open(f"{path}.damaged", "ab") as f:
+            f.write(dropped.rstrip(b"\n") + b"\n")
+        with open(path, "r+b") as f:
+            f.truncate(keep)
+            os.fsync(f.fileno())
+        return len(lines[first - 1 :]) - (1 if data.endswith(b"\n") else 0)
     finally:
         lock.release()
 
@@ -179,6 +272,39 @@ def check_space(study: optuna.Study, spec: StudyConfig) -> None:
             ) from None
 
 
+def described_storage(spec: StudyConfig) -> str:
+    """The storage as ``study.json`` names it: the default journal relative to the study folder
+    (so that a copy of the folder is a study of its own), another journal by its absolute path,
+    a database URL with its password masked."""
+    if spec.storage is None:
+        return JOURNAL
+    if "://" in spec.storage:
+        return mask_password(spec.storage)
+    return str(Path(spec.storage).resolve())
+
+
+def study_storage(folder: Path, described: dict[str, Any], given: str | None = None) -> str:
+    """The storage of the study in ``folder``: ``given`` (``--storage``), else the one its
+    ``study.json`` names. A default journal is the folder's own, also for a ``study.json`` of
+    an older eqpop that named it by the path the study ran under."""
+    url = given or str(described.get("storage", ""))
+    if not given and "***" in url:
+        raise ConfigError(
+            f"{folder}/study.json names the storage without its password; give it with --storage"
+        )
+    if "://" in url:
+        return url
+    path, own = Path(url), folder / JOURNAL
+    if not given and path.name == JOURNAL and own.is_file():
+        return str(own)
+    if not given and not path.is_absolute() and (folder / path).is_file():
+        return str(folder / path)
+    if not path.is_file():
+        hint = "" if given else "; give the study's storage with --storage"
+        raise ConfigError(f"storage {url}: no such journal file{hint}")
+    return url
+
+
 def stored_study(url: str, name: str) -> tuple[optuna.Study | None, list[str]]:
     """The study ``name`` as ``url`` stores it (None if it holds none, or the journal file
     does not exist yet), once a torn last journal record is dropped; and what was repaired."""
@@ -191,26 +317,19 @@ def stored_study(url: str, name: str) -> tuple[optuna.Study | None, list[str]]:
     return optuna.load_study(study_name=name, storage=storage), notes
 
 
-def preflight(spec: StudyConfig) -> list[str]:
-    """What can be checked before Ray starts, writing nothing to the study folder (a torn
-    journal record excepted, which is dropped): the storage opens, no other live driver runs
-    the study, and the space is one the stored study can go on with. Returns what it
-    repaired."""
-    study, notes = stored_study(spec.storage_url, spec.name)
-    if study is not None:
-        Lease(study, spec.heartbeat_seconds).check()  # before Ray starts for nothing
-        check_space(study, spec)
-    return notes
-
-
 class TrialStore:
     """One study in its storage: created on first use, continued by every later driver (run
     ``preflight`` first: this creates the study)."""
 
     def __init__(self, spec: StudyConfig, epochs: int):
         self.storage = open_storage(spec.storage_url)
-        policy = dict(sampler=make_sampler(spec), pruner=make_pruner(spec, epochs))
-        if spec.name in optuna.get_all_study_names(self.storage):
+        exists = spec.name in optuna.get_all_study_names(self.storage)
+        stored = 0
+        if exists:
+            study_id = self.storage.get_study_id_from_name(spec.name)
+            stored = self.storage.get_n_trials(study_id)
+        policy = dict(sampler=make_sampler(spec, stored), pruner=make_pruner(spec, epochs))
+        if exists:
             # loaded, not "created if missing": a journal would record the creation again
             self.study = optuna.load_study(study_name=spec.name, storage=self.storage, **policy)
         else:
@@ -250,8 +369,8 @@ class TrialStore:
         self.study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
         return self.frozen(number)
 
-    def requeue(self, frozen: FrozenTrial) -> bool:
-        return self.retry.requeue(self.study, frozen)
+    def requeue(self, frozen: FrozenTrial, counted: bool = True) -> bool:
+        return self.retry.requeue(self.study, frozen, counted)
 
     def recover(self) -> list[tuple[int, bool]]:
         """Fail the trials a stopped driver left RUNNING and re-queue them under the retry

@@ -102,9 +102,15 @@ def _write_bytes(path: Path, data: bytes) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
-def write_report(paths: list[Path], out: Path, importances: pd.DataFrame | None = None) -> Path:
+def write_report(
+    paths: list[Path],
+    out: Path,
+    importances: pd.DataFrame | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> Path:
     """Tables, figures and ``report.html`` into ``out``; returns the HTML's path.
-    ``importances``: Optuna's parameter importances of the studies among ``paths``."""
+    ``importances``: Optuna's parameter importances of the studies among ``paths``; ``warn``
+    hears what was left out (a damaged part), which the page says too."""
     report = load(*paths)
     importances = pd.DataFrame() if importances is None else importances
     sections = [
@@ -112,6 +118,10 @@ def write_report(paths: list[Path], out: Path, importances: pd.DataFrame | None 
         f": {len(report.trials)} trials, {len(report.metrics)} epoch records, "
         f"{len(report.comparisons)} comparison rows.</p>"
     ]
+    for warning in report.warnings:
+        sections.append(f"<p class=note>Left out: {html.escape(warning)}</p>")
+        if warn is not None:
+            warn(warning)
     for stem, (title, frame) in build_tables(report, importances).items():
         md = f"## {title}\n\n{tables.to_markdown(frame)}"
         _write_bytes(out / f"{stem}.md", md.encode())

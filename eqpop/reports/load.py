@@ -12,7 +12,15 @@ from typing import Any
 import pandas as pd
 
 from eqpop.reports.methods import Methods
-from eqpop.reports.schema import COMPARISONS, DATASETS, METRICS, TRIALS, methods_of, part_files
+from eqpop.reports.schema import (
+    COMPARISONS,
+    DATASETS,
+    METRICS,
+    TRIALS,
+    damaged_parts,
+    methods_of,
+    part_files,
+)
 
 CATEGORIES = ["study", "state", "method", "param_method"]
 INTEGERS = [
@@ -39,6 +47,8 @@ class Report:
     comparisons: pd.DataFrame
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     methods: Methods = field(default_factory=Methods)
+    #: what was left out and why (a damaged Parquet part)
+    warnings: list[str] = field(default_factory=list)
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
@@ -59,6 +69,7 @@ class _Found:
     )
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     methods: Methods = field(default_factory=Methods)
+    warnings: list[str] = field(default_factory=list)
 
     def add(self, dataset: str, frame: pd.DataFrame) -> None:
         self.methods.described.update(methods_of(frame))
@@ -67,8 +78,15 @@ class _Found:
 
 def _study(root: Path, found: _Found) -> None:
     for name in DATASETS:
-        if part_files(root / name):
-            found.add(name, pd.read_parquet(root / name))
+        damaged = damaged_parts(root / name)
+        for part, why in damaged.items():
+            found.warnings.append(
+                f"{part}: damaged Parquet part ({why}), left out of the report; "
+                f"`eqpop compact --repair {root}` sets it aside, keeping the rows that still read"
+            )
+        parts = [str(p) for p in part_files(root / name) if p not in damaged]
+        if parts:
+            found.add(name, pd.read_parquet(root / name if not damaged else parts))
     if (root / "study.json").is_file():
         described = json.loads((root / "study.json").read_text())
         found.configs[described["name"]] = described.get("train_config", {})
@@ -139,5 +157,10 @@ def load(*paths: Path | str) -> Report:
         for k, v in found.frames.items()
     }
     return Report(
-        frames[TRIALS], frames[METRICS], frames[COMPARISONS], found.configs, found.methods
+        frames[TRIALS],
+        frames[METRICS],
+        frames[COMPARISONS],
+        found.configs,
+        found.methods,
+        found.warnings,
     )

@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 TRIALS, METRICS, COMPARISONS = "trials", "metrics", "comparisons"
 DATASETS = (TRIALS, METRICS, COMPARISONS)
@@ -29,6 +30,22 @@ DATASETS = (TRIALS, METRICS, COMPARISONS)
 def part_files(folder: Path) -> list[Path]:
     """A dataset folder's parts, in name order (hidden temporary files are not parts)."""
     return sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []
+
+
+def unreadable(part: Path) -> str | None:
+    """Why a part's footer cannot be read (cut short, overwritten, not Parquet), or None."""
+    try:
+        pq.read_metadata(part)
+    except Exception as err:  # pyarrow's error kinds for damaged bytes vary
+        text = str(err).strip().splitlines()
+        return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+    return None
+
+
+def damaged_parts(folder: Path) -> dict[Path, str]:
+    """The parts of a dataset folder whose footer cannot be read, and why."""
+    found = {part: unreadable(part) for part in part_files(folder)}
+    return {part: why for part, why in found.items() if why is not None}
 
 
 #: the measurement columns of one comparison row (``eqpop compare``, a study's comparisons)

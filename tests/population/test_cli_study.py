@@ -3,9 +3,12 @@ SIGKILL and started again with the same command finishes the study, nothing lost
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -222,3 +225,79 @@ def test_a_torn_journal_continues_and_a_changed_space_is_refused(ray_address, tm
     study, frames = load(spec)
     assert len([t for t in study.trials if t.state.is_finished()]) >= 2
     assert_parquet_agrees(study, frames)
+
+
+def _wait_mid_study(proc, spec, finished: int = 1) -> None:
+    """Until the driver has finished ``finished`` trials and runs others."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if _finished(spec) >= finished and _running(spec):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"never mid-study: {proc.stderr.read().decode()[-2000:]}")
+
+
+def _ray_processes() -> set[int]:
+    found = subprocess.run(["pgrep", "-f", "raylet|gcs_server"], capture_output=True, text=True)
+    return {int(pid) for pid in found.stdout.split()}
+
+
+def _assert_stopped_cleanly(proc, spec, signum: int) -> None:
+    """One line naming the signal and the way on, 128 + its number, summary.json saying so,
+    the running trials failed "interrupted" and queued again without using up a retry."""
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signum, err.decode()[-2000:]
+    line = err.decode().strip()
+    assert len(line.splitlines()) == 1, line
+    name = signal.Signals(signum).name
+    assert f"interrupted ({name})" in line and "the same command continues" in line
+    summary = json.loads((spec.out / "summary.json").read_text())
+    assert summary["signal"] == signum and summary["stopped"].startswith(f"interrupted ({name})")
+    study, frames = load(spec)
+    stopped = [t for t in study.trials if t.user_attrs.get("fail_reason") == "interrupted"]
+    queued = [t for t in study.trials if t.state == TrialState.WAITING]
+    assert stopped and {t.user_attrs["retry_of"] for t in queued} == {t.number for t in stopped}
+    attempts = {t.number: t.user_attrs.get("attempt", 0) for t in stopped}
+    assert all(t.user_attrs["attempt"] == attempts[t.user_attrs["retry_of"]] for t in queued)
+    assert_parquet_agrees(study, frames)
+
+
+def test_ctrl_c_stops_the_study_cleanly_and_the_restart_draws_new_settings(ray_address, tmp_path):
+    """Before: a traceback, exit 1, trials left RUNNING, no summary; and the restarted study
+    drew its first run's settings again (the sampler started from the same seed)."""
+    spec, path = _study_file(tmp_path)
+    values = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**values, "trials": 7, "sampler": "random"}))
+    cmd = study_command(path, spec.out, ray_address)
+    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _wait_mid_study(first, spec, finished=2)
+    first.send_signal(signal.SIGINT)
+    _assert_stopped_cleanly(first, spec, signal.SIGINT)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    study, frames = load(spec)
+    assert len([t for t in study.trials if t.state == TrialState.COMPLETE]) == 7
+    drawn = [
+        tuple(sorted(t.params.items())) for t in study.trials if "retry_of" not in t.user_attrs
+    ]
+    assert len(drawn) == len(set(drawn)), drawn  # nothing measured twice
+    assert_parquet_agrees(study, frames)
+
+
+def test_sigterm_stops_a_study_and_the_ray_it_started(tmp_path):
+    """What a batch scheduler or ``timeout`` sends. Before: exit 134 and Ray's C++ signal dump
+    on stderr. The study's own local Ray is shut down with it."""
+    spec, path = _study_file(tmp_path)
+    values = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**values, "trials": 20}))
+    before = _ray_processes()
+    cmd = [sys.executable, "-m", "eqpop.cli", "study", str(path), "--out", str(spec.out)]
+    proc = subprocess.Popen([*cmd, "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _wait_mid_study(proc, spec)
+    assert _ray_processes() - before  # its own Ray runs
+    proc.send_signal(signal.SIGTERM)
+    _assert_stopped_cleanly(proc, spec, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while _ray_processes() - before and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _ray_processes() - before

@@ -7,6 +7,7 @@ from tiny_study import tiny_study
 
 from eqpop.dynamics import Status
 from eqpop.population.outcome import (
+    BrokenData,
     Lost,
     Progress,
     Raised,
@@ -60,3 +61,10 @@ def test_a_trial_that_cannot_write_stops_the_study_and_is_retried_later(spec):
     decision = decide(Unwritable("cannot write x: No space left"), progress(), spec)
     assert decision.verdict is Verdict.FAIL and decision.reason == "cannot write x: No space left"
     assert decision.retry and decision.stop_study
+
+
+def test_data_an_actor_cannot_read_stop_the_study_and_the_trial_is_retried_later(spec):
+    """Every trial would fail the same way (before: the driver crashed with a traceback)."""
+    decision = decide(BrokenData("/data/train_data_batch_1.npz: missing"), progress(), spec)
+    assert decision.verdict is Verdict.FAIL and decision.retry
+    assert decision.stop_study.startswith("/data/train_data_batch_1.npz: missing; fix the data")

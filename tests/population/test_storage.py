@@ -1,6 +1,7 @@
 """The study's storage before a driver touches it: a torn journal record is dropped and kept
-aside, a damaged earlier one refused with the command that repairs it, and a search space the
-stored study cannot continue with refused naming the parameter."""
+aside, a damaged earlier one (unparsable, or parsing but not replaying) refused with the
+command that repairs it, and a search space the stored study cannot continue with refused
+naming the parameter."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import optuna
 import pytest
 from tiny_study import tiny_study
 
-from eqpop.errors import ConfigError
-from eqpop.population.storage import TrialStore, open_storage, preflight, repair_journal
+from eqpop.errors import ConfigError, Damaged
+from eqpop.population.preflight import preflight
+from eqpop.population.storage import TrialStore, damaged_record, open_storage, repair_journal
 
 
 def _journal(tmp_path, trials: int = 3):
@@ -41,9 +43,22 @@ def test_a_damaged_record_before_the_last_is_refused_with_the_repair_command(tmp
     lines[2] = lines[2][:15]  # a torn record a later run appended after
     path.write_bytes(b"\n".join(lines))
     before = path.read_bytes()
-    with pytest.raises(ConfigError, match=rf"record 3 of \d+ is damaged.*head -n 2 {path}"):
+    with pytest.raises(Damaged, match=rf"record 3 of \d+ is damaged.*compact --repair {tmp_path}`"):
         repair_journal(path)
     assert path.read_bytes() == before
+
+
+def test_a_record_that_parses_but_does_not_replay_is_named_too(tmp_path):
+    """A key overwritten in place: the journal still parses, Optuna's replay does not."""
+    path = _journal(tmp_path)
+    lines = path.read_bytes().split(b"\n")
+    number = next(k for k, line in enumerate(lines, 1) if b'"trial_id"' in line)
+    lines[number - 1] = lines[number - 1].replace(b'"trial_id"', b'"trial_ix"')
+    path.write_bytes(b"\n".join(lines))
+    assert repair_journal(path) is None  # every record is JSON
+    with pytest.raises(Damaged, match=rf"{path}: record {number} of \d+ is damaged \(KeyError"):
+        open_storage(str(path))
+    assert damaged_record(path)[0] == number
 
 
 def test_a_changed_space_is_refused_before_anything_is_written(tmp_path):
