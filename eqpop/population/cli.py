@@ -68,7 +68,7 @@ def resolve_address(address: str) -> str:
     else start a local Ray. Found as ``ray.init(address="auto")`` finds it (``RAY_ADDRESS``,
     the address file under Ray's temporary folder, which follows ``TMPDIR``, a running GCS),
     in a child process: Ray reads how to choose its node address once, when it is imported,
-    and a local start must import it only after ``loopback_ray``."""
+    and a local start must import it only after ``local_ray_settings``."""
     if address != "detect":
         return address
     probe = (
@@ -88,12 +88,15 @@ def resolve_address(address: str) -> str:
     return "auto" if done.returncode == 0 and found and found[-1] == "auto" else "local"
 
 
-def loopback_ray() -> None:
-    """Make a Ray this process starts for itself listen on 127.0.0.1 only (call before Ray is
-    imported: Ray reads the variable once, at import). Unset, Ray gives a one-machine node the
-    machine's network address and its servers listen on every interface. Only for a local
-    start: a node of a cluster needs its network address."""
+def local_ray_settings() -> None:
+    """How a Ray this process starts for itself runs (call before Ray is imported: Ray reads
+    these once). It listens on 127.0.0.1 only: unset, Ray gives a one-machine node the
+    machine's network address and its servers listen on every interface (a node of a cluster
+    needs its network address: only for a local start). Its workers run at the driver's
+    priority: Ray starts them at nice 15, so that any other busy process on the machine slowed
+    a local study many times over, where the training is the job. A value the user set wins."""
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    os.environ.setdefault("RAY_worker_niceness", "0")  # an increment on the driver's own
 
 
 def run_study_command(args: argparse.Namespace) -> int:
@@ -113,7 +116,7 @@ def run_study_command(args: argparse.Namespace) -> int:
             raise ConfigError(f"--resume: no study {spec.name!r} in {url}")
     spec = spec.model_copy(update={"address": resolve_address(spec.address)})
     if spec.address == "local":
-        loopback_ray()
+        local_ray_settings()
     if not args.quiet:
         where = "a local Ray" if spec.address == "local" else f"the Ray cluster ({spec.address})"
         print(f"study {spec.name}: {spec.out}, on {where}")

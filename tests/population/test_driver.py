@@ -139,8 +139,9 @@ def test_trials_of_a_method_without_a_free_phase_complete(ray_address, tmp_path)
 
 _LOCAL_RAY = """
 import json, shutil, subprocess
-from eqpop.population.cli import loopback_ray
-loopback_ray()
+import os
+from eqpop.population.cli import local_ray_settings
+local_ray_settings()
 from eqpop.population.driver import connect
 connect("local", 1)
 import ray
@@ -151,19 +152,25 @@ if shutil.which("ss"):
     for port in ports:
         out = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True)
         listening += [line.split()[3] for line in out.stdout.splitlines()]
-print(json.dumps({"node": node["NodeManagerAddress"], "listening": listening}))
+nice = ray.get(ray.remote(lambda: os.nice(0)).options(num_cpus=1).remote())
+print(json.dumps({"node": node["NodeManagerAddress"], "listening": listening, "nice": nice}))
 """
 
 
 def test_a_local_ray_starts_quietly_and_listens_on_loopback_only():
-    """Users see eqpop's lines, not Ray's (its token-authentication notice at every start), and
-    the Ray that ``eqpop study`` starts on one machine is not reachable from the network."""
-    done = subprocess.run(
-        [sys.executable, "-c", _LOCAL_RAY], capture_output=True, text=True, timeout=120
+    """Users see eqpop's lines, not Ray's (its token-authentication notice at every start), the
+    Ray that ``eqpop study`` starts on one machine is not reachable from the network, and its
+    workers run at the driver's priority (Ray's default nice 15 starved a local study)."""
+    done = subprocess.run(  # the driver at nice 3: its workers too (Ray's default: 18)
+        ["nice", "-n", "3", sys.executable, "-c", _LOCAL_RAY],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "WARNING" not in done.stderr and "authentication" not in done.stderr, done.stderr
     seen = json.loads(done.stdout.splitlines()[-1])
     assert seen["node"] in ("127.0.0.1", "::1")  # Ray's loopback, IPv4 or IPv6
+    assert seen["nice"] == os.nice(0) + 3
     for address in seen["listening"]:  # where ss exists: the GCS and the raylet
         assert address.rsplit(":", 1)[0] in ("127.0.0.1", "[::ffff:127.0.0.1]", "[::1]"), seen
