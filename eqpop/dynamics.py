@@ -112,8 +112,9 @@ def settle(
     res = torch.full((x.shape[0],), float("inf"), device=x.device)
     done, ended = 0, Status.OK if tol is None else Status.MAX_STEPS
     with torch.no_grad():
+        step = net.stepper(inputs, beta, y, u[0])
         for done in range(1, steps + 1):
-            new = net.step(u, inputs, beta, y)
+            new = step(u)
             check = tol is not None and (done % check_every == 0 or done == steps)
             if check or done == steps:
                 res = residual(new, u)

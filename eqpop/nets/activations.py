@@ -13,9 +13,15 @@ SHIFTED_SIGMOID_STRIP = math.pi / 4
 SIGMOID_WEIGHTED_UNIT_STRIP = math.pi
 
 
+#: -2 as a 0-dim tensor: it combines with a state of any dtype and device, and ``torch.add``
+#: with it and ``alpha`` takes two operations where ``4 * x - 2`` takes three (each wrapping a
+#: Python number in a tensor); the activation runs three times per step of every relaxation
+_MINUS_TWO = torch.tensor(-2.0)
+
+
 def shifted_sigmoid(x: Tensor) -> Tensor:
     """The paper's MLP activation 1/(1+exp(-4x+2)), slope 1 at its centre (appendix E.2)."""
-    return torch.sigmoid(4 * x - 2)
+    return torch.add(_MINUS_TWO, x, alpha=4).sigmoid_()
 
 
 def shifted_sigmoid_prime(x: Tensor) -> Tensor:

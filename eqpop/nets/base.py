@@ -22,6 +22,7 @@ complex state, and real parameters are cast to the state's dtype where they meet
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -251,6 +252,15 @@ class EquilibriumNet(nn.Module):
         if self.dt == 1.0:
             return target
         return tuple(u + self.dt * (t - u) for u, t in zip(state, target))
+
+    def stepper(
+        self, inputs: Inputs, beta: float | complex | Tensor, y: Tensor | None, like: Tensor
+    ) -> Callable[[State], State]:
+        """``step`` on one batch, beta and targets, for a relaxation loop without gradients
+        (``settle``), in the dtype of ``like`` (the state's): what depends only on those is
+        made once here rather than at every step. This default closes over ``step``; the MLPs
+        hoist their weights, casts and targets and fuse each product with its bias."""
+        return lambda u: self.step(u, inputs, beta, y)
 
     def forward(
         self,

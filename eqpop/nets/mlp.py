@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -28,6 +28,9 @@ def _check_sizes(sizes: Sequence[int]) -> list[int]:
     if len(sizes) < 2 or min(sizes) < 1:
         raise ValueError(f"sizes must list at least an input and an output width >= 1, got {sizes}")
     return sizes
+
+
+Product = tuple[int, int, Tensor]  # (to layer, from layer, transposed weight)
 
 
 class _MLPBase(SoftmaxReadout, EquilibriumNet):
@@ -58,6 +61,37 @@ class _MLPBase(SoftmaxReadout, EquilibriumNet):
         rest = zip(s[:-1], after_first(self.w_f), after_first(self.b))
         return [first, *(inp @ cast(w, inp).T + cast(b, inp) for inp, w, b in rest)]
 
+    def _feedback(self, like: Tensor) -> list[Product]:
+        """Every top-down connection's product."""
+        raise NotImplementedError
+
+    def stepper(self, inputs: Inputs, beta, y, like: Tensor) -> Callable[[State], State]:
+        """``step`` with the weights cast and transposed once, every product fused with the
+        bias or the sum it adds to (``addmm``), the nudge's constants made once, and the blend
+        of a damped net as one ``lerp``: about half the operations of ``step``."""
+        first = cast(inputs.first, like)
+        forward = [
+            (cast(b, like), cast(w, like).T)
+            for w, b in zip(after_first(self.w_f), after_first(self.b))
+        ]
+        feedback = self._feedback(like)
+        nudge, dt = self.nudger(beta, y, like), self.dt
+
+        def step(u: State) -> State:
+            s = self.activate(u)
+            pre = [first, *(torch.addmm(b, inp, w) for inp, (b, w) in zip(s, forward))]
+            for k, j, w in feedback:  # a sum started here, or ``first``, which stays as it is
+                pre[k] = torch.addmm(first, s[j], w) if k == 0 else pre[k].addmm_(s[j], w)
+            if nudge is not None:
+                if pre[-1] is first:
+                    pre[-1] = first.clone()
+                nudge(s[-1], pre[-1])
+            if dt == 1.0:
+                return tuple(pre)
+            return tuple(torch.lerp(a, p, dt) for a, p in zip(u, pre))
+
+        return step
+
     def _add_nudge(self, pre: list[Tensor], s: State, beta, y) -> None:
         if self.check_nudge(beta, y):
             pre[-1] = pre[-1] + as_column(beta, s[-1]) * self.nudge(s[-1], y)
@@ -85,6 +119,9 @@ class LayeredMLP(_MLPBase):
         self.symmetric = symmetric
         forward = [] if symmetric else list(self.w_f[1:])
         self.w_b = feedback_weights(forward, weights, asymmetry_angle, transposed=True)
+
+    def _feedback(self, like: Tensor) -> list[Product]:
+        return [(k, k + 1, cast(w, like).T) for k, w in enumerate(self.backward_weights())]
 
     def drive(self, s: State, x: Tensor | Inputs, beta=0.0, y=None) -> State:
         pre = self._forward_drive(s, x)
@@ -120,6 +157,9 @@ class OutputFeedbackMLP(_MLPBase):
     def layer_of(self, name: str) -> int:
         """``w_o`` feeds the output back and goes with the output layer."""
         return self.n_layers - 1 if name == "w_o" else super().layer_of(name)
+
+    def _feedback(self, like: Tensor) -> list[Product]:
+        return [(0, self.n_layers - 1, cast(self.w_o, like).T)]
 
     def drive(self, s: State, x: Tensor | Inputs, beta=0.0, y=None) -> State:
         pre = self._forward_drive(s, x)

@@ -6,10 +6,12 @@ The readout does not act on the free dynamics; during a nudge it pushes the outp
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
-from eqpop.nets.base import WeightInit, cast, one_hot, stable_softmax
+from eqpop.nets.base import WeightInit, as_column, cast, one_hot, stable_softmax
 
 
 class SoftmaxReadout(nn.Module):
@@ -37,3 +39,24 @@ class SoftmaxReadout(nn.Module):
         logits = self.logits(s_out)
         err = one_hot(y, self.n_classes, logits) - stable_softmax(logits, dim=1)
         return (err @ cast(self.w_ro, err)).reshape(s_out.shape)
+
+    def nudger(
+        self, beta: float | complex | Tensor, y: Tensor | None, like: Tensor
+    ) -> Callable[[Tensor, Tensor], None] | None:
+        """``pre_out += beta * nudge(s_out, y)`` in place, for a relaxation loop: the targets'
+        one-hot, the cast readout and beta's column made once (``one_hot`` reads its labels
+        on the host, which at every nudged step was a synchronisation per step). None when
+        the nudge is off (``beta`` 0)."""
+        if not self.check_nudge(beta, y):
+            return None
+        w, b = cast(self.w_ro, like), cast(self.b_ro, like)
+        target = one_hot(y, self.n_classes, like)
+        column = as_column(beta, target)
+        softmax = stable_softmax if like.is_complex() else torch.softmax
+
+        def add(s_out: Tensor, pre: Tensor) -> None:
+            logits = torch.addmm(b, s_out.flatten(1), w.T)
+            err = torch.sub(target, softmax(logits, dim=1)).mul_(column)
+            pre.view(len(pre), -1).addmm_(err, w)
+
+        return add
