@@ -22,9 +22,18 @@ def _flat(state: State) -> Tensor:
     return torch.cat([t.flatten(1) for t in state], dim=1)
 
 
-def _field_jacobian(net: EquilibriumNet, x: Tensor | Inputs, s: State, differentiable: bool):
-    """``v -> J_F v`` at activated state s (``J_F = d drive/ds - I``)."""
-    drive_jv = jvp_operator(lambda *a: net.drive(a, x), s, create_graph=differentiable)
+def _field_jacobian(
+    net: EquilibriumNet, x: Tensor | Inputs, s: State, n_samples: int, differentiable: bool
+):
+    """``v -> J_F v`` at activated state s (``J_F = d drive/ds - I``): the drive's linear part
+    where it is affine (two products per connection and term, none to build a graph), else
+    Jacobian-vector products through the drive on the batch tiled ``n_samples`` times."""
+    if net.affine_drive:
+        drive_jv = net.linear_drive
+    else:
+        with torch.no_grad():  # J_F does not depend on the input's drive: no gradient through it
+            xs = net.inputs(x).repeat(n_samples)
+        drive_jv = jvp_operator(lambda *a: net.drive(a, xs), s, create_graph=differentiable)
     return lambda v: tuple(a - b for a, b in zip(drive_jv(v), v))
 
 
@@ -47,10 +56,8 @@ def _quadratic_forms(
 ) -> tuple[Tensor, Tensor]:
     """Per-sample Hutchinson estimates of ``tr(J^T J)`` and ``tr(J^2)``, each shape (B,)."""
     s = tuple(tile(t.detach(), n_samples) for t in net.activate(state))
-    with torch.no_grad():  # J_F does not depend on the input's drive: no gradient through it
-        xs = net.inputs(x).repeat(n_samples)
     eps = _probe(s, generator, rademacher)
-    jac = _field_jacobian(net, xs, s, differentiable=torch.is_grad_enabled())
+    jac = _field_jacobian(net, x, s, n_samples, differentiable=torch.is_grad_enabled())
     j_eps = jac(eps)
     jj_eps = jac(j_eps)
     norm = _flat(j_eps).pow(2).sum(1)

@@ -253,6 +253,15 @@ class EquilibriumNet(nn.Module):
             return target
         return tuple(u + self.dt * (t - u) for u, t in zip(state, target))
 
+    #: whether the free drive is affine in the activated state (``linear_drive`` is then its
+    #: Jacobian's product, the same at every state and on every batch)
+    affine_drive: bool = False
+
+    def linear_drive(self, v: State) -> State:  # pragma: no cover - abstract
+        """``d drive/ds . v`` of a net whose free drive is affine in s: the drive without its
+        input and biases, differentiable in the parameters."""
+        raise NotImplementedError
+
     def stepper(
         self, inputs: Inputs, beta: float | complex | Tensor, y: Tensor | None, like: Tensor
     ) -> Callable[[State], State]:

@@ -65,6 +65,16 @@ class _MLPBase(SoftmaxReadout, EquilibriumNet):
         """Every top-down connection's product."""
         raise NotImplementedError
 
+    affine_drive = True
+
+    def linear_drive(self, v: State) -> State:
+        pre: list[Tensor | None] = [None]
+        pre += [inp @ cast(w, inp).T for inp, w in zip(v, after_first(self.w_f))]
+        for k, j, w in self._feedback(v[0]):
+            term = v[j] @ w
+            pre[k] = term if pre[k] is None else pre[k] + term
+        return tuple(torch.zeros_like(v[k]) if t is None else t for k, t in enumerate(pre))
+
     def stepper(self, inputs: Inputs, beta, y, like: Tensor) -> Callable[[State], State]:
         """``step`` with the weights cast and transposed once, every product fused with the
         bias or the sum it adds to (``addmm``), the nudge's constants made once, and the blend

@@ -54,6 +54,19 @@ def test_a_stepper_steps_as_step_does(arch, beta, dt):
     assert inputs.first.equal(net.inputs(x).first)  # the batch's drive left as it was
 
 
+@pytest.mark.parametrize("arch", ["mlp", "output-feedback"])
+def test_an_affine_drive_s_linear_part_is_its_jacobian_product(arch):
+    """What homeostasis multiplies with instead of Jacobian-vector products (the MLPs)."""
+    net = tiny_net(arch)
+    assert net.affine_drive
+    x, _ = tiny_batch(arch)
+    s = net.activate(settle(net, x, steps=steps_for(net)).state)
+    v = tuple(torch.randn_like(t) for t in s)
+    _, expected = torch.func.jvp(lambda *a: net.drive(a, x), s, v)
+    for e, got in zip(expected, net.linear_drive(v)):
+        torch.testing.assert_close(got, e)
+
+
 def test_tied_nets_have_a_symmetric_jacobian(arch):
     if arch == "output-feedback":
         pytest.skip("no adjacent feedback to tie")
