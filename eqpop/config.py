@@ -101,6 +101,20 @@ class TrainConfig(BaseModel):
         "t_nudge, as in the papers' code: exact is then the limit of hEP with the same nudged "
         "phase, and the truncated series bounds the gradient where the fixed point is marginal)",
     )
+    solver: Literal["plain", "anderson"] = Field(
+        default="plain",
+        description="how free phases (training, evaluation, probes) and RBP's adjoint reach "
+        "their fixed point: plain steps, or Anderson acceleration to solver_tol (t_free and "
+        "the adjoint's cap bound the steps; not converged ends MAX_STEPS)",
+    )
+    solver_tol: float | None = Field(
+        default=None,
+        gt=0,
+        description="stop a free phase once every sample's residual (RMS change per step) is "
+        "under this, checked every few steps; needed by anderson; plain without it runs "
+        "exactly t_free steps",
+    )
+    anderson_memory: int = Field(default=5, ge=1, le=50)
     # homeostasis
     lambda_homeo: float = Field(default=0.0, ge=0)
     homeo_samples: int = Field(default=5, ge=1)
@@ -136,6 +150,15 @@ class TrainConfig(BaseModel):
     def adjoint_steps(self) -> int:
         """The cap on RBP's adjoint and exact's tangent iterations in training."""
         return self.t_adjoint or self.t_nudge
+
+    @property
+    def solver_memory(self) -> int:
+        """Anderson's memory, 0 for plain steps (what ``settle`` and RBP's adjoint take)."""
+        return self.anderson_memory if self.solver == "anderson" else 0
+
+    def relaxation(self) -> dict[str, Any]:
+        """``settle``'s arguments for a free phase of this config."""
+        return {"steps": self.t_free, "tol": self.solver_tol, "memory": self.solver_memory}
 
     @field_validator("method")
     @classmethod
@@ -185,6 +208,8 @@ class TrainConfig(BaseModel):
                 f"lr_scales needs {self.n_layers + 1} values (one per layer, output layer "
                 f"included, then the readout), got {len(self.lr_scales)}"
             )
+        if self.solver == "anderson" and self.solver_tol is None:
+            raise ValueError("solver anderson needs solver_tol (the residual to reach)")
         if self.init_ep and not registry.get(self.method).free_phase:
             raise ValueError(f"init_ep needs a free phase; {self.method} has none")
         if self.dataset not in ("digits", "synthetic") and self.data_dir is None:

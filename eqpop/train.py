@@ -199,13 +199,13 @@ class Trainer:
         cfg, dyn = self.cfg, self.dynamics()
         hyper, free = self._hyper(), None
         if self.method.free_phase:
-            free = settle(dyn, x, steps=cfg.t_free, state=self.start_state(x))
+            free = settle(dyn, x, state=self.start_state(x), **cfg.relaxation())
             hyper["free"] = free
         est = self.method.estimate(dyn, x, y, **hyper)
         self.optimizer.zero_grad(set_to_none=True)
         for name, p in self.net.named_parameters():
             p.grad = est.grads[name].clone()
-        settled = free if free is not None else settle(self.net, x, steps=cfg.t_free)
+        settled = free if free is not None else settle(self.net, x, **cfg.relaxation())
         state = settled.state
         if cfg.lambda_homeo > 0:
             h = homeostasis.loss(
@@ -235,7 +235,7 @@ class Trainer:
         n = 0
         for x, y in eval_batches(self.data, cfg.eval_batch_size, self.device, self.dtype):
             start = self.start_state(x)
-            state = settle(dyn, x, steps=cfg.t_free, state=start).state
+            state = settle(dyn, x, state=start, **cfg.relaxation()).state
             with torch.no_grad():
                 logits = self.net.readout(state)
                 k = min(5, logits.shape[1])
@@ -256,7 +256,7 @@ class Trainer:
         """Symmetry, weight angles and the estimator's alignment with RBP on the probe batch."""
         cfg = self.cfg
         x, y = self.probe
-        free = settle(self.net, x, steps=cfg.t_free)
+        free = settle(self.net, x, **cfg.relaxation())
         g = torch.Generator(device=self.device).manual_seed(cfg.seed)
         out = {"symmetry_ratio": homeostasis.symmetry_ratio(self.net, x, free.state, generator=g)}
         with torch.no_grad():
@@ -264,7 +264,9 @@ class Trainer:
         for k, angle in enumerate(homeostasis.weight_angle(self.net).values()):
             out[f"weight_angle_l{k}"] = angle
         truth = registry.truth("delta").name  # iterated to its tolerance: the true delta
-        delta = registry.estimate(self.net, x, y, truth, steps=cfg.t_free, free=free)
+        delta = registry.estimate(
+            self.net, x, y, truth, steps=cfg.t_free, free=free, memory=cfg.solver_memory
+        )
         hyper = self.method.settings(cfg) | ({"free": free} if self.method.free_phase else {})
         mine = self.method.estimate(self.net, x, y, **hyper)
         for k, c in enumerate(layer_cosines(mine.error, delta.error)):

@@ -70,3 +70,23 @@ def test_a_linear_iteration_that_grows_stops_before_it_grew():
     grown, phase = solve_linear(lambda w: (mixed * w[0],), source, 1000, rtol=1e-12)
     assert int(phase.status) == Status.GREW and 40 < phase.steps < 200
     assert abs(float(grown[0][0, 0]) - 10) < 0.1 and abs(float(grown[0][0, 1])) < 1e-3
+
+
+def test_anderson_reaches_the_plain_fixed_point_in_fewer_steps(arch):
+    net = tiny_net(arch)
+    x, _ = tiny_batch(arch)
+    plain = settle(net, x, steps=2000, tol=1e-12)
+    fast = settle(net, x, steps=2000, tol=1e-12, memory=5)
+    assert int(fast.status) == Status.OK and fast.residual < 1e-12
+    assert fast.steps < plain.steps
+    for a, b in zip(fast.state, plain.state):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+
+
+def test_anderson_that_does_not_converge_says_so_and_needs_a_tolerance():
+    net = tiny_net("pcn")
+    x, _ = tiny_batch("pcn")
+    short = settle(net, x, steps=6, tol=1e-14, memory=3)
+    assert short.steps == 6 and int(short.status) == Status.MAX_STEPS
+    with pytest.raises(ValueError, match="needs a tolerance"):
+        settle(net, x, steps=6, memory=3)

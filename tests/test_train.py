@@ -310,3 +310,21 @@ def test_the_trainer_leaves_the_global_random_state_alone(small):
     a.run_epoch()
     for p, q in zip(alone.net.parameters(), a.net.parameters()):
         assert torch.equal(p, q)
+
+
+def test_anderson_free_phases_train_like_plain_ones_in_fewer_steps(tmp_path, small):
+    """The same run with the free phases solved to a tolerance by plain steps or by Anderson
+    acceleration: fewer steps, the same fixed points, so the same training to float
+    precision; anderson without a tolerance is refused."""
+    runs = {}
+    for solver in ("plain", "anderson"):
+        cfg = tiny(epochs=1, t_free=400, solver=solver, solver_tol=1e-7, dtype="float64")
+        trainer = Trainer(cfg, tmp_path / solver, small)
+        x, y = trainer.probe
+        runs[solver] = (trainer.fit(), settle(trainer.net, x, **cfg.relaxation()).steps)
+    (plain, plain_steps), (fast, fast_steps) = runs["plain"], runs["anderson"]
+    assert fast_steps < plain_steps
+    assert fast.val_error.iloc[0] == pytest.approx(plain.val_error.iloc[0], abs=0.02)
+    assert fast.train_loss.iloc[0] == pytest.approx(plain.train_loss.iloc[0], rel=1e-3)
+    with pytest.raises(ValueError, match="solver anderson needs solver_tol"):
+        tiny(solver="anderson")

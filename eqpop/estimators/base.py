@@ -15,7 +15,17 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from eqpop.dynamics import Phase, Settled, Status, residual, settle, status
+from eqpop.dynamics import (
+    Phase,
+    Settled,
+    Status,
+    anderson,
+    flat,
+    residual,
+    settle,
+    status,
+    unflat,
+)
 from eqpop.nets.base import EquilibriumNet, Inputs, State, batch_of
 
 PHASES = ("free", "nudge", "linear")
@@ -165,6 +175,7 @@ def solve_linear(
     max_steps: int,
     rtol: float,
     check_every: int = 10,
+    memory: int = 0,
 ) -> tuple[State, Phase]:
     """Fixed point of ``w <- apply(w) + source`` (RBP's adjoint, exact's tangent), from
     ``w = 0``: after n steps w is the n-term series ``sum_{k<n} apply^k(source)``, which is what
@@ -177,8 +188,20 @@ def solve_linear(
     synchronisations. Returns w and the phase, with the per-sample relative residuals.
 
     Iterated on without the growth check, one diverging adjoint wrecked a training run in a
-    single step.
+    single step. ``memory`` > 0 accelerates the iteration instead (``anderson``, to ``rtol``;
+    it ends OK or MAX_STEPS).
     """
+    if memory:
+        with torch.no_grad():
+            z, n, rel, ended = anderson(
+                lambda z: flat(apply(unflat(z, source))) + flat(source),
+                torch.zeros_like(flat(source)),
+                max_steps,
+                rtol,
+                memory,
+                relative=True,
+            )
+        return unflat(z, source), Phase(n, rel, status(rel, ended))
     w, n, best = tuple(torch.zeros_like(t) for t in source), 0, float("inf")
     ended, checked = Status.MAX_STEPS, None
     with torch.no_grad():

@@ -32,7 +32,7 @@ def probe_rows(trainer: Trainer, probe: Probe) -> list[dict[str, Any]]:
         cfg.periods,
         cfg.steps_per_point,
     )
-    results = estimate_grid(net, x, y, grid, settle(net, x, steps=cfg.t_free))
+    results = estimate_grid(net, x, y, grid, settle(net, x, **cfg.relaxation()))
     truth = truths(results)
     rows = [dict(row, init_ep=False) for row in comparison_rows(results, *truth)]
     if trainer.initializer is not None:
@@ -40,7 +40,7 @@ def probe_rows(trainer: Trainer, probe: Probe) -> list[dict[str, Any]]:
         dyn = anchored(net, init, cfg.init_ep_lambda)
         with torch.no_grad():
             start = init(x)
-        free = settle(dyn, x, steps=cfg.t_free, state=start)
+        free = settle(dyn, x, state=start, **cfg.relaxation())
         variants = estimate_grid(dyn, x, y, grid, free, truth=False, free_only=True)
         rows += [dict(row, init_ep=True) for row in comparison_rows(variants, *truth)]
     return rows
