@@ -2,6 +2,7 @@
 
     python benchmarks/throughput.py --baseline 9d46ecb          # CPU cases, 2 and 1 threads
     python benchmarks/throughput.py --device cuda --baseline 9d46ecb --out gpu.parquet
+    python benchmarks/throughput.py --cases fmnist-mlp --reference $TMPDIR/jaxvenv/bin/python
 
 Each case trains real ``Trainer`` steps on synthetic inputs of the case's shape (the step does
 a fixed number of settling steps, so what the pixels hold does not change its cost) and
@@ -9,7 +10,9 @@ reports the median of the steps after ``--warmup`` ones, timed around ``Trainer.
 (the same call in every revision since it existed; the GPU is synchronised around it). The
 baseline revision runs from a ``git worktree``; every measurement is a fresh interpreter, the
 two trees alternate case by case, and the whole plan runs ``--repeats`` times: the table gives
-the median over the repeats (on the shared 2-core dev box one run can be 20 % off). Cases:
+the median over the repeats (on the shared 2-core dev box one run can be 20 % off). With
+``--reference`` the papers' own JAX code takes its turn on ``fmnist-mlp`` (the same work) and
+the table gives eqpop's step as a multiple of it; one-thread runs are pinned to one core. Cases:
 
 - ``fmnist-mlp``: Table 1's Fashion-MNIST MLP step, 784-256-256-10, batch 50, hEP N=2,
   |beta| 0.5, T 150/20, homeostasis with 5 noise draws, SGD (2 and 1 threads); ``fmnist-mlp-n4``
@@ -25,11 +28,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -105,6 +110,37 @@ def measure(case: str, threads: int, steps: int, warmup: int, device: str) -> di
     }
 
 
+#: the papers' own code (JAX), timed on ``fmnist-mlp``: the yardstick (../shared/anchors)
+ANCHOR = Path(__file__).resolve().parents[2] / "shared" / "anchors" / "holo_cpu_bench.py"
+
+
+def _pinned(threads: int) -> list[str]:
+    """One core for a one-thread run: XLA sizes its pool from the cores it may use and ignores
+    OMP_NUM_THREADS, so both sides run under ``taskset -c 0`` where it exists."""
+    return ["taskset", "-c", "0"] if threads == 1 and shutil.which("taskset") else []
+
+
+def _reference(job: tuple[str, int], args: argparse.Namespace) -> dict:
+    """One training step of the papers' JAX code (median over ``--steps``), fresh interpreter."""
+    case, threads = job
+    cmd = [str(args.reference), str(args.anchor), "--steps", str(args.steps), "--no-jac-sym"]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    done = subprocess.run(_pinned(threads) + cmd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"reference failed:\n{done.stderr[-2000:]}")
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    ms = 1e3 * found["step_s_median"]
+    return {"case": case, "threads": threads, "ms": ms, "steps": args.steps, "torch": None}
+
+
+def box_state() -> float:
+    """Milliseconds of a fixed pure-Python loop: how fast the box is right now (it varies up
+    to 5x from day to day), printed beside the table."""
+    start = time.perf_counter()
+    sum(i * i for i in range(1_000_000))
+    return 1e3 * (time.perf_counter() - start)
+
+
 def _in_tree(tree: Path, job: tuple[str, int], args: argparse.Namespace) -> dict:
     """``measure`` with the eqpop of ``tree``, in a fresh interpreter."""
     case, threads = job
@@ -117,7 +153,11 @@ def _in_tree(tree: Path, job: tuple[str, int], args: argparse.Namespace) -> dict
     env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": str(threads)}
     # run in the tree: the interpreter puts the working directory first on the path
     done = subprocess.run(
-        [sys.executable, "-c", code], cwd=tree, env=env, capture_output=True, text=True
+        [*_pinned(threads), sys.executable, "-c", code],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     if done.returncode != 0:
         raise SystemExit(f"{tree}: {case} failed:\n{done.stderr[-2000:]}")
@@ -133,6 +173,13 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3, help="runs of the whole plan")
     p.add_argument("--cases", help="comma-separated case names: only those of the device's plan")
     p.add_argument("--out", type=Path, help="also write the table to this Parquet file")
+    p.add_argument(
+        "--reference",
+        type=Path,
+        help="a JAX virtualenv's python: also time the papers' own code on fmnist-mlp, "
+        "alternating with eqpop (set-up: ../shared/anchors/README.md)",
+    )
+    p.add_argument("--anchor", type=Path, default=ANCHOR, help="the reference's timing script")
     args = p.parse_args()
     plan = GPU_PLAN if args.device.startswith("cuda") else CPU_PLAN
     if args.cases:
@@ -159,10 +206,14 @@ def main() -> None:
             trees = {args.baseline: base, **trees}
         try:
             rows = []
+            print(f"box state: a fixed Python loop takes {box_state():.0f} ms", flush=True)
             for repeat in range(args.repeats):
                 for job in plan:
-                    for name, tree in trees.items():
-                        row = _in_tree(tree, job, args) | {"path": name, "repeat": repeat}
+                    runs = {n: partial(_in_tree, tree, args=args) for n, tree in trees.items()}
+                    if args.reference and job[0] == "fmnist-mlp":
+                        runs = {"reference": partial(_reference, args=args), **runs}
+                    for name, run in runs.items():
+                        row = run(job) | {"path": name, "repeat": repeat}
                         print(
                             f"{row['case']:14s} {row['threads']} threads  {name:12s} "
                             f"{row['ms']:9.1f} ms",
@@ -175,11 +226,15 @@ def main() -> None:
                     ["git", "-C", str(here), "worktree", "remove", "--force", str(base)],
                     check=False,
                 )
+    print(f"box state: a fixed Python loop takes {box_state():.0f} ms")
     frame = pd.DataFrame(rows)
-    if args.baseline:
+    if args.baseline or args.reference:
         keys = ["case", "threads"]
         wide = frame.pivot_table(index=keys, columns="path", values="ms", aggfunc="median")
-        wide["speed-up"] = wide[args.baseline] / wide["this tree"]
+        if args.baseline:
+            wide["speed-up"] = wide[args.baseline] / wide["this tree"]
+        if args.reference:
+            wide["x reference"] = wide["this tree"] / wide["reference"]
         print(wide.round(2).to_string())
     if args.out:
         frame.to_parquet(args.out, index=False)

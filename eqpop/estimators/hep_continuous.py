@@ -58,14 +58,15 @@ def hep_continuous(
     u = to_dtype(net.initial_state(inputs.x), dtype)
     sum_err = sum_s = sum_u = None
     reads = periods * n_points * (steps_per_point - first_read)
+    points = [abs(beta) * cmath.exp(2j * cmath.pi * k / n_points) for k in range(n_points)]
     with torch.no_grad():
+        steppers = [net.stepper(inputs, bk, y, u[0]) for bk in points]  # one per hold's beta
         for _ in range(periods):
-            for k in range(n_points):
-                bk = abs(beta) * cmath.exp(2j * cmath.pi * k / n_points)
+            for bk, step in zip(points, steppers):
                 # beta is constant over the hold: sum s there, divide by beta_k once
                 sum_k = None
                 for t in range(steps_per_point):
-                    prev, u = u, net.step(u, inputs, bk, y)
+                    prev, u = u, step(u)
                     if t >= first_read:
                         s = net.activate(u)
                         sum_k, sum_u = _accumulate(sum_k, s), _accumulate(sum_u, u)
