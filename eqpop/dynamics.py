@@ -174,7 +174,8 @@ def settle(
     ``x``. With ``tol``, stops at the first of every ``check_every`` steps (and the last) where
     the residual is under it, ends MAX_STEPS if it never is, and those checks are its only host
     synchronisations; without ``tol`` it never waits for the host. ``memory`` > 0 accelerates
-    the iteration (``anderson`` with that memory, to ``tol``, which it then needs).
+    the iteration (``anderson`` with that memory, to ``tol``, which it then needs; it checks
+    every 5 steps, as it takes few).
     """
     if memory and tol is None:
         raise ValueError("Anderson acceleration (memory > 0) needs a tolerance")

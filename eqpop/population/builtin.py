@@ -36,7 +36,7 @@ _GPU = dict(
 BUILTIN: dict[str, dict[str, Any]] = {
     # the default: a laptop CPU, 2 actors, a few minutes
     "digits": dict(
-        preset="digits-mlp",  # the narrower damped net keeps the default study at ~3 min
+        preset="digits-mlp",  # the narrower damped net keeps the default study at ~1.5 min
         base={"epochs": 10, "probe_batch": 64, "hidden": [64, 32], "dt": 0.5, "t_free": 40},
         space={**_PAPER_SPACE, "lr": {"low": 0.01, "high": 0.2, "log": True}},
         trials=24,
