@@ -25,11 +25,15 @@ def sigmoid(z: Tensor) -> Tensor:
     real axis); only at a pole is it non-finite."""
     if not z.is_complex():
         return torch.sigmoid(z)
-    w = torch.exp(z.real.neg()).clamp_max(torch.finfo(z.real.dtype).max)
-    b = z.imag
+    return torch.complex(*sigmoid_parts(z.real, z.imag))
+
+
+def sigmoid_parts(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """The real and imaginary parts of sigmoid(a + ib), from real arithmetic (``sigmoid``)."""
+    w = torch.exp(a.neg()).clamp_max(torch.finfo(a.dtype).max)
     d, ws = torch.addcmul(_ONE, w, torch.cos(b)), w * torch.sin(b)
     r = torch.hypot(d, ws).reciprocal()  # 1 / |.|, without squaring a large w
-    return torch.complex(d * r * r, ws * r * r)
+    return d * r * r, ws * r * r
 
 
 #: -2 as a 0-dim tensor: it combines with a state of any dtype and device, and ``torch.add``
@@ -42,6 +46,11 @@ def shifted_sigmoid(x: Tensor) -> Tensor:
     """The paper's MLP activation 1/(1+exp(-4x+2)), slope 1 at its centre (appendix E.2)."""
     v = torch.add(_MINUS_TWO, x, alpha=4)
     return sigmoid(v) if v.is_complex() else v.sigmoid_()
+
+
+def shifted_sigmoid_parts(u: Tensor) -> tuple[Tensor, Tensor]:
+    """The real and imaginary parts of ``shifted_sigmoid`` of a complex state."""
+    return sigmoid_parts(torch.add(_MINUS_TWO, u.real, alpha=4), u.imag * 4)
 
 
 def shifted_sigmoid_prime(x: Tensor) -> Tensor:

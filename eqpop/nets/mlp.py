@@ -7,7 +7,11 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from eqpop.nets.activations import SHIFTED_SIGMOID_STRIP, shifted_sigmoid
+from eqpop.nets.activations import (
+    SHIFTED_SIGMOID_STRIP,
+    shifted_sigmoid,
+    shifted_sigmoid_parts,
+)
 from eqpop.nets.base import (
     EquilibriumNet,
     Init,
@@ -79,6 +83,8 @@ class _MLPBase(SoftmaxReadout, EquilibriumNet):
         """``step`` with the weights cast and transposed once, every product fused with the
         bias or the sum it adds to (``addmm``), the nudge's constants made once, and the blend
         of a damped net as one ``lerp``: about half the operations of ``step``."""
+        if like.is_complex():
+            return self._complex_stepper(inputs, beta, y, like)
         first = cast(inputs.first, like)
         forward = [
             (cast(b, like), cast(w, like).T)
@@ -99,6 +105,42 @@ class _MLPBase(SoftmaxReadout, EquilibriumNet):
             if dt == 1.0:
                 return tuple(pre)
             return tuple(torch.lerp(a, p, dt) for a, p in zip(u, pre))
+
+        return step
+
+    def _complex_stepper(self, inputs: Inputs, beta, y, like: Tensor) -> Callable:
+        """``step`` on complex states (hEP with N > 2) with real weights: the real and the
+        imaginary parts of each activated layer stacked as one real matrix of twice the rows,
+        so that each product is one real GEMM where a complex one (weights cast to complex)
+        does twice the work; the activation from real parts, packed into complex once per
+        layer and step."""
+        real = like.real
+        first = cast(inputs.first, real)
+        bases = [first, *(cast(b, real) for b in after_first(self.b))]
+        forward = [(k + 1, k, cast(w, real).T) for k, w in enumerate(after_first(self.w_f))]
+        products = forward + self._feedback(real)
+        nudge, dt, rows = self.nudger(beta, y, like), self.dt, len(like)
+
+        def step(u: State) -> State:
+            parts = [shifted_sigmoid_parts(t) for t in u]
+            stacked = [torch.cat(p) for p in parts]  # (2B, n): real rows, then imaginary
+            pre: list[Tensor | None] = [None] * len(u)
+            for k, j, w in products:
+                if pre[k] is None:
+                    pre[k] = stacked[j] @ w
+                else:
+                    pre[k].addmm_(stacked[j], w)
+            out = []
+            for base, p in zip(bases, pre):
+                if p is None:  # a layer with no product in (a one-layer net): its input only
+                    out.append(torch.complex(base, torch.zeros_like(base)))
+                else:
+                    out.append(torch.complex(p[:rows].add_(base), p[rows:]))
+            if nudge is not None:
+                nudge(torch.complex(*parts[-1]), out[-1])
+            if dt == 1.0:
+                return tuple(out)
+            return tuple(torch.lerp(a, p, dt) for a, p in zip(u, out))
 
         return step
 
