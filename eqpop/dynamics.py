@@ -100,10 +100,10 @@ def anderson(
     to 1; a ridge of ``reg`` times their mean square keeps the small system regular).
     Safeguarded: a row whose residual grew past its best forgets its history and takes a
     plain step from there (unguarded, 2 of 50 rows of a trained Fashion-MNIST net stalled at
-    4e-3). Every ``check_every`` steps (its only host
-    synchronisations) it stops if every row's residual RMS (relative to the RMS of ``fn(x)``
-    when ``relative``) is under ``tol``. Returns ``fn(x)`` at the last iterate, the steps, the
-    per-row residuals of that iterate, and OK or MAX_STEPS.
+    4e-3). Every ``check_every`` steps (its only host synchronisations) it stops if every
+    row's residual RMS (relative to the RMS of ``fn(x)`` when ``relative``) is under ``tol``.
+    Returns ``fn(x)`` at the last iterate, the steps, the per-row residuals of that iterate,
+    and OK or MAX_STEPS.
     """
     b, n = x0.shape
     residuals = x0.new_zeros(b, memory, n)  # fn(x_i) - x_i
