@@ -171,6 +171,6 @@ def test_a_local_ray_starts_quietly_and_listens_on_loopback_only():
     assert "WARNING" not in done.stderr and "authentication" not in done.stderr, done.stderr
     seen = json.loads(done.stdout.splitlines()[-1])
     assert seen["node"] in ("127.0.0.1", "::1")  # Ray's loopback, IPv4 or IPv6
-    assert seen["nice"] == os.nice(0) + 3
+    assert seen["nice"] == min(os.nice(0) + 3, 19)  # nice caps at 19
     for address in seen["listening"]:  # where ss exists: the GCS and the raylet
         assert address.rsplit(":", 1)[0] in ("127.0.0.1", "[::ffff:127.0.0.1]", "[::1]"), seen
