@@ -14,12 +14,9 @@ import math
 import torch
 from torch import Tensor
 
+from eqpop.dynamics import flat
 from eqpop.jacobian import jvp_operator
 from eqpop.nets.base import EquilibriumNet, Inputs, State, batch_of, tile
-
-
-def _flat(state: State) -> Tensor:
-    return torch.cat([t.flatten(1) for t in state], dim=1)
 
 
 def _field_jacobian(
@@ -60,8 +57,8 @@ def _quadratic_forms(
     jac = _field_jacobian(net, x, s, n_samples, differentiable=torch.is_grad_enabled())
     j_eps = jac(eps)
     jj_eps = jac(j_eps)
-    norm = _flat(j_eps).pow(2).sum(1)
-    square = (_flat(eps) * _flat(jj_eps)).sum(1)
+    norm = flat(j_eps).pow(2).sum(1)
+    square = (flat(eps) * flat(jj_eps)).sum(1)
     batch = batch_of(x).shape[0]
     return norm.reshape(n_samples, batch).mean(0), square.reshape(n_samples, batch).mean(0)
 

@@ -274,9 +274,12 @@ class Trainer:
         return out
 
     # --- epochs, records, checkpoints ----------------------------------------------------------
-    def run_epoch(self, progress: bool = False) -> dict[str, Any]:
-        """Train one epoch, record it and, with a run folder, write its checkpoint."""
-        record = self._train_epoch(progress)
+    def run_epoch(self, progress: bool = False, stop: StopRequest | None = None) -> dict[str, Any]:
+        """Train one epoch, record it and, with a run folder, write its checkpoint. Under
+        ``stop`` a signal cuts the epoch short (the ones before are on disk), never the
+        checkpoint being written."""
+        with stop.interruptible() if stop else contextlib.nullcontext():
+            record = self._train_epoch(progress)
         if self.out is not None:
             self.save()
         return record
@@ -327,8 +330,7 @@ class Trainer:
         return record
 
     def fit(self, progress: bool = False, stop: StopRequest | None = None) -> pd.DataFrame:
-        """Train to ``cfg.epochs``. Under ``stop`` a signal cuts the epoch in flight short (the
-        ones before are on disk) but never a checkpoint being written."""
+        """Train to ``cfg.epochs`` (``stop``: as ``run_epoch``)."""
         bar = tqdm(
             total=self.cfg.epochs,
             initial=self.epoch,
@@ -337,10 +339,7 @@ class Trainer:
             disable=not progress,
         )
         while self.epoch < self.cfg.epochs:
-            with stop.interruptible() if stop else contextlib.nullcontext():
-                rec = self._train_epoch(progress)
-            if self.out is not None:
-                self.save()
+            rec = self.run_epoch(progress, stop)
             bar.update(1)
             bar.set_postfix(loss=f"{rec['train_loss']:.3f}", val_error=f"{rec['val_error']:.3f}")
         bar.close()

@@ -192,10 +192,11 @@ def solve_linear(
     it ends OK or MAX_STEPS).
     """
     if memory:
+        b = flat(source)
         with torch.no_grad():
             z, n, rel, ended = anderson(
-                lambda z: flat(apply(unflat(z, source))) + flat(source),
-                torch.zeros_like(flat(source)),
+                lambda z: flat(apply(unflat(z, source))) + b,
+                torch.zeros_like(b),
                 max_steps,
                 rtol,
                 memory,

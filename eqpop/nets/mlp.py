@@ -41,6 +41,7 @@ class _MLPBase(SoftmaxReadout, EquilibriumNet):
     """Layers 1..L of widths ``sizes[1:]`` with forward weights ``w_f.k`` (layer k -> k+1)."""
 
     analytic_strip = SHIFTED_SIGMOID_STRIP
+    affine_drive = True
 
     def __init__(self, sizes: Sequence[int], n_classes: int | None, dt: float, init: WeightInit):
         super().__init__()
@@ -69,12 +70,19 @@ class _MLPBase(SoftmaxReadout, EquilibriumNet):
         """Every top-down connection's product."""
         raise NotImplementedError
 
-    affine_drive = True
+    def _products(self, like: Tensor) -> list[Product]:
+        """Every product a step makes, bottom-up then top-down, its weight cast to the dtype of
+        ``like`` and transposed."""
+        forward = [(k + 1, k, cast(w, like).T) for k, w in enumerate(after_first(self.w_f))]
+        return forward + self._feedback(like)
+
+    def _bases(self, inputs: Inputs, like: Tensor) -> list[Tensor]:
+        """What each layer's products add to: the input's drive, then the biases."""
+        return [cast(inputs.first, like), *(cast(b, like) for b in after_first(self.b))]
 
     def linear_drive(self, v: State) -> State:
-        pre: list[Tensor | None] = [None]
-        pre += [inp @ cast(w, inp).T for inp, w in zip(v, after_first(self.w_f))]
-        for k, j, w in self._feedback(v[0]):
+        pre: list[Tensor | None] = [None] * len(v)
+        for k, j, w in self._products(v[0]):
             term = v[j] @ w
             pre[k] = term if pre[k] is None else pre[k] + term
         return tuple(torch.zeros_like(v[k]) if t is None else t for k, t in enumerate(pre))
@@ -85,26 +93,23 @@ class _MLPBase(SoftmaxReadout, EquilibriumNet):
         of a damped net as one ``lerp``: about half the operations of ``step``."""
         if like.is_complex():
             return self._complex_stepper(inputs, beta, y, like)
-        first = cast(inputs.first, like)
-        forward = [
-            (cast(b, like), cast(w, like).T)
-            for w, b in zip(after_first(self.w_f), after_first(self.b))
-        ]
-        feedback = self._feedback(like)
+        bases, products = self._bases(inputs, like), self._products(like)
         nudge, dt = self.nudger(beta, y, like), self.dt
 
         def step(u: State) -> State:
             s = self.activate(u)
-            pre = [first, *(torch.addmm(b, inp, w) for inp, (b, w) in zip(s, forward))]
-            for k, j, w in feedback:  # a sum started here, or ``first``, which stays as it is
-                pre[k] = torch.addmm(first, s[j], w) if k == 0 else pre[k].addmm_(s[j], w)
+            pre: list[Tensor | None] = [None] * len(u)
+            for k, j, w in products:  # the first product into a layer starts from its base,
+                if pre[k] is None:  # which stays as it is (the input's drive is the batch's)
+                    pre[k] = torch.addmm(bases[k], s[j], w)
+                else:
+                    pre[k].addmm_(s[j], w)
+            if pre[-1] is None and nudge is not None:  # a one-layer net: the input's drive only
+                pre[-1] = bases[-1].clone()
+            out = tuple(base if p is None else p for base, p in zip(bases, pre))
             if nudge is not None:
-                if pre[-1] is first:
-                    pre[-1] = first.clone()
-                nudge(s[-1], pre[-1])
-            if dt == 1.0:
-                return tuple(pre)
-            return tuple(torch.lerp(a, p, dt) for a, p in zip(u, pre))
+                nudge(s[-1], out[-1])
+            return out if dt == 1.0 else tuple(torch.lerp(a, p, dt) for a, p in zip(u, out))
 
         return step
 
@@ -115,10 +120,7 @@ class _MLPBase(SoftmaxReadout, EquilibriumNet):
         does twice the work; the activation from real parts, packed into complex once per
         layer and step."""
         real = like.real
-        first = cast(inputs.first, real)
-        bases = [first, *(cast(b, real) for b in after_first(self.b))]
-        forward = [(k + 1, k, cast(w, real).T) for k, w in enumerate(after_first(self.w_f))]
-        products = forward + self._feedback(real)
+        bases, products = self._bases(inputs, real), self._products(real)
         nudge, dt, rows = self.nudger(beta, y, like), self.dt, len(like)
 
         def step(u: State) -> State:
@@ -132,7 +134,7 @@ class _MLPBase(SoftmaxReadout, EquilibriumNet):
                     pre[k].addmm_(stacked[j], w)
             out = []
             for base, p in zip(bases, pre):
-                if p is None:  # a layer with no product in (a one-layer net): its input only
+                if p is None:  # a one-layer net: the input's drive only
                     out.append(torch.complex(base, torch.zeros_like(base)))
                 else:
                     out.append(torch.complex(p[:rows].add_(base), p[rows:]))

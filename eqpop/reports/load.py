@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from eqpop.errors import Damaged
 from eqpop.reports.methods import Methods
 from eqpop.reports.schema import (
     COMPARISONS,
@@ -80,10 +81,7 @@ def _study(root: Path, found: _Found) -> None:
     for name in DATASETS:
         damaged = damaged_parts(root / name)
         for part, why in damaged.items():
-            found.warnings.append(
-                f"{part}: damaged Parquet part ({why}), left out of the report; "
-                f"`eqpop compact --repair {root}` sets it aside, keeping the rows that still read"
-            )
+            found.warnings.append(str(Damaged.part(part, why, root, ", left out of the report")))
         parts = [str(p) for p in part_files(root / name) if p not in damaged]
         if parts:
             found.add(name, pd.read_parquet(root / name if not damaged else parts))
