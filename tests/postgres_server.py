@@ -43,6 +43,10 @@ class Server:
         cmd = [self.pg_ctl, "-D", str(self.data), "-o", opts, "-l", log, "-w", "start"]
         subprocess.run(_as_owner(cmd), **_RUN)
 
+    def running(self) -> bool:
+        status = [self.pg_ctl, "-D", str(self.data), "status"]
+        return subprocess.run(_as_owner(status), capture_output=True, timeout=60).returncode == 0
+
     def stop(self) -> None:
         """As a crash or a kill leaves it: no shutdown checkpoint, connections cut."""
         subprocess.run(
@@ -68,4 +72,5 @@ def postgres(root: Path) -> Iterator[Server | None]:
         subprocess.run([createdb, "-h", str(server.sock), "-U", "eqpop", "optuna"], **_RUN)
         yield server
     finally:
-        server.stop()
+        if server.running():  # a failed outage test may have left it stopped
+            server.stop()

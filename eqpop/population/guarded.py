@@ -14,6 +14,7 @@ from __future__ import annotations
 import abc
 import errno
 import inspect
+import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -42,6 +43,18 @@ def _connection_error(err: BaseException) -> BaseException | None:
     return None
 
 
+class _NoFallbackNote(logging.Filter):
+    """Drops Optuna's "Caught an error from sqlalchemy ... Falling back" warning: on a lost
+    connection it prints the driver's error over several lines and blames a query-size limit,
+    before the retry below either succeeds or says what happened in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Caught an error from sqlalchemy")
+
+
+_QUIET = _NoFallbackNote()
+
+
 def _first_line(err: BaseException) -> str:
     orig = getattr(err, "orig", None) or err  # SQLAlchemy's wrapper holds the driver's error
     text = str(orig).strip().splitlines()
@@ -63,6 +76,8 @@ class GuardedStorage(BaseStorage):
         self.pauses, self.sleep = tuple(pauses), sleep
         self.identity = self._identity() if journal is not None else None
         self.lost: StorageLost | None = None
+        if journal is None:
+            logging.getLogger("optuna.storages._rdb.storage").addFilter(_QUIET)  # once: a set
 
     def _identity(self) -> tuple[int, int]:
         stat = os.stat(self.journal)

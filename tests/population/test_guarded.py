@@ -5,6 +5,7 @@ the retries is not noticed."""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import threading
 import time
@@ -107,3 +108,14 @@ def test_a_blip_shorter_than_the_retries_goes_unnoticed(tmp_path):
         server.start()
         with pytest.raises(StorageLost):  # once lost, at once: the driver stops without waiting
             storage.get_all_studies()
+
+
+def test_optunas_fallback_note_is_not_printed_over_a_lost_connection(tmp_path, caplog):
+    """Seen in CI: a connection cut inside ``get_all_trials`` made Optuna log its "falling
+    back to a slower query" warning, the server's error over eight lines, before our one line."""
+    open_storage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    rdb = logging.getLogger("optuna.storages._rdb.storage")
+    with caplog.at_level(logging.WARNING):
+        rdb.warning("Caught an error from sqlalchemy: (psycopg.OperationalError) ... Falling back")
+        rdb.warning("another warning")
+    assert [r.getMessage() for r in caplog.records] == ["another warning"]
