@@ -33,13 +33,13 @@ from typing import Any
 import optuna
 import pandas as pd
 
+from eqpop import records
 from eqpop.population import driver as driver_module
 from eqpop.population.pool import ActorPool
 from eqpop.population.sink import Sink
 from eqpop.population.spec import StudyConfig, build_study
 from eqpop.population.storage import TrialStore
-from eqpop.reports import schema
-from eqpop.reports.schema import COMPARISONS, DATASETS, METRICS, TRIALS, part_files
+from eqpop.records import COMPARISONS, DATASETS, METRICS, TRIALS, part_files
 
 KEYS = {TRIALS: ["trial"], METRICS: ["trial", "epoch"], COMPARISONS: ["trial", "epoch"]}
 
@@ -179,9 +179,9 @@ def writer_scale(rows: int, per_flush: int, folder: Path) -> None:
     same rows written one part per flush (the baseline: what the writer did before)."""
     from eqpop.population.writer import PartWriter
 
-    metrics = schema.metrics_schema(2)
+    metrics = records.metrics_schema(2)
     batch = [
-        {"study": "bench", "trial": 0, "epoch": 1, **dict.fromkeys(schema.METRIC_FIELDS, 0.5)}
+        {"study": "bench", "trial": 0, "epoch": 1, **dict.fromkeys(records.METRIC_FIELDS, 0.5)}
     ] * per_flush
     results = {}
     for label, part_bytes in (("rolled parts", None), ("one part per flush", 0)):

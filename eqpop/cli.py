@@ -1,5 +1,5 @@
-"""``eqpop`` command line. Bad input: one line on stderr naming the problem, exit code 2,
-nothing written."""
+"""``eqpop`` command line. Bad input (``errors.UserError``): one line on stderr naming the
+problem, exit code 2, nothing written. Any other exception is a bug: its traceback, exit 1."""
 
 from __future__ import annotations
 
@@ -158,7 +158,8 @@ def _train_config(args: argparse.Namespace):
 def _run_train(args: argparse.Namespace) -> int:
     from eqpop.errors import ConfigError
     from eqpop.interrupt import Interrupted, StopRequest
-    from eqpop.train import CHECKPOINT, METRICS, Diverged, Trainer
+    from eqpop.records import CHECKPOINT, RUN_METRICS
+    from eqpop.train import Diverged, Trainer
 
     cfg = _train_config(args)
     name = args.preset or f"{cfg.dataset}-{cfg.net}-{cfg.method}"
@@ -173,7 +174,7 @@ def _run_train(args: argparse.Namespace) -> int:
             frame = trainer.fit(progress=not args.quiet, stop=stop)
     except Diverged as err:  # a finding, not a crash: the epochs before it are kept
         print(
-            f"eqpop train: diverged: {err}; {trainer.epoch} epochs recorded in {out / METRICS}",
+            f"eqpop train: diverged: {err}; {trainer.epoch} epochs recorded in {out / RUN_METRICS}",
             file=sys.stderr,
         )
         return 1
@@ -187,7 +188,7 @@ def _run_train(args: argparse.Namespace) -> int:
     last = frame.iloc[-1]
     print(
         f"epoch {int(last.epoch)}: val error {last.val_error:.4f} "
-        f"(top-5 {last.val_top5_error:.4f}); metrics in {out / METRICS}"
+        f"(top-5 {last.val_top5_error:.4f}); metrics in {out / RUN_METRICS}"
     )
     return 0
 
@@ -380,13 +381,13 @@ def _dispatch(parser: argparse.ArgumentParser, command: list[str], argv: list[st
         return int(stop.code or 0)
     if command:
         args.command = command[0]
-    from eqpop.errors import StorageLost, WriteFailed, printable
+    from eqpop.errors import StorageLost, UserError, WriteFailed
     from eqpop.interrupt import Interrupted
 
     try:
         return args.run(args)
-    except ValueError as err:
-        print(f"eqpop {args.command}: error: {printable(str(err))}", file=sys.stderr)
+    except UserError as err:  # anything else is ours to fix: its traceback is kept
+        print(f"eqpop {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except (WriteFailed, StorageLost) as err:  # no room, no storage: rerun once there is
         print(f"eqpop {args.command}: error: {err}", file=sys.stderr)

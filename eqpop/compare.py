@@ -17,10 +17,11 @@ from torch import Tensor
 from tqdm import tqdm
 
 from eqpop.dynamics import Settled, settle
+from eqpop.errors import ConfigError
 from eqpop.estimators import Estimate, registry
 from eqpop.metrics import grad_cosine, layer_cosines, relative_errors
 from eqpop.nets import NETS, EquilibriumNet, net_for_data
-from eqpop.reports.schema import MEASURES, with_methods
+from eqpop.records import MEASURES, with_methods
 from eqpop.rng import drawing_from
 
 COLUMNS = [*MEASURES, "net", "dataset", "seed"]
@@ -51,25 +52,25 @@ class CompareConfig:
 
     def __post_init__(self) -> None:
         if self.net not in NETS:
-            raise ValueError(f"net: unknown {self.net!r}; choose one of {', '.join(NETS)}")
+            raise ConfigError(f"net: unknown {self.net!r}; choose one of {', '.join(NETS)}")
         if self.dataset != "digits":
-            raise ValueError(f"dataset: unknown {self.dataset!r}; choose digits")
+            raise ConfigError(f"dataset: unknown {self.dataset!r}; choose digits")
         if not self.betas or any(not math.isfinite(b) or b <= 0 for b in self.betas):
-            raise ValueError(f"betas: need finite values > 0, got {list(self.betas)}")
+            raise ConfigError(f"betas: need finite values > 0, got {list(self.betas)}")
         if not self.n_points or any(int(n) != n or n < 2 for n in self.n_points):
-            raise ValueError(f"n_points: need integers >= 2, got {list(self.n_points)}")
+            raise ConfigError(f"n_points: need integers >= 2, got {list(self.n_points)}")
         for name in ("batch", "steps", "nudge_steps", "periods", "steps_per_point"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
         if self.hidden is not None and (not self.hidden or min(self.hidden) < 1):
-            raise ValueError(f"hidden: need positive widths, got {list(self.hidden)}")
+            raise ConfigError(f"hidden: need positive widths, got {list(self.hidden)}")
         if self.symmetric and self.asymmetry_angle is not None:
-            raise ValueError("asymmetry_angle: cannot be combined with symmetric")
+            raise ConfigError("asymmetry_angle: cannot be combined with symmetric")
         if self.symmetric and self.net == "output-feedback":
-            raise ValueError("symmetric: the output-feedback net has no tied form")
+            raise ConfigError("symmetric: the output-feedback net has no tied form")
         self.out = Path(self.out)
         if self.out.suffix != ".parquet":
-            raise ValueError(f"out: must end in .parquet, got {self.out}")
+            raise ConfigError(f"out: must end in .parquet, got {self.out}")
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,7 @@ def run_compare(cfg: CompareConfig, progress: bool = True) -> pd.DataFrame:
 
     data = load_dataset(cfg.dataset)
     if cfg.batch > len(data.x_val):
-        raise ValueError(f"batch: at most {len(data.x_val)} for {cfg.dataset}, got {cfg.batch}")
+        raise ConfigError(f"batch: at most {len(data.x_val)} for {cfg.dataset}, got {cfg.batch}")
     pick = torch.randperm(len(data.x_val), generator=torch.Generator().manual_seed(cfg.seed))
     x = data.normalise(data.x_val[pick[: cfg.batch]], torch.float64)
     y = data.y_val[pick[: cfg.batch]]

@@ -10,6 +10,16 @@ def printable(text: str) -> str:
     return re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], text)
 
 
+class UserError(ValueError):
+    """A mistake of the user's (a config value, missing or wrong data, a storage that is not
+    there, a study another driver holds, a damaged file to repair): the command line reports it
+    as one line and exit 2. Every other exception is a fault of eqpop or a library and keeps its
+    traceback (exit 1). A ``ValueError`` for old callers that catch that."""
+
+    def __init__(self, message: str):
+        super().__init__(printable(message))
+
+
 class WriteFailed(OSError):
     """A result could not be written (a full disk, a read-only folder): one line naming the
     path. Nothing half-written is left (``eqpop.io.atomic_write``), so the same command run
@@ -27,11 +37,8 @@ class WriteFailed(OSError):
         return str(self.args[1])
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A bad config value: the message is one line naming the field (whatever was typed)."""
-
-    def __init__(self, message: str):
-        super().__init__(printable(message))
 
 
 class StorageLost(OSError):
@@ -50,12 +57,9 @@ class StorageLost(OSError):
         return str(self.args[1])
 
 
-class Damaged(ValueError):
+class Damaged(UserError):
     """A file of a study (a Parquet part, a journal record) cannot be read: one line naming it
     and the way out (``eqpop compact --repair``), before anything is written or started."""
-
-    def __init__(self, message: str):
-        super().__init__(printable(message))
 
     @classmethod
     def part(cls, path: object, why: str, study: object, also: str = "") -> Damaged:

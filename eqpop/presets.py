@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from eqpop.errors import ConfigError
+
 # Laborieux & Zenke (2024) appendix E.3 Table 3 and the reference code's run.sh / arch files
 # (github.com/Laborieux-Axel/generalized-holo-ep): 784-256-256-10, shifted sigmoid, batch 50,
 # T 150/20, weights and readout drawn LeCun-normal (Flax's default), inputs x/255, no weight decay;
@@ -143,5 +145,5 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def preset(name: str) -> dict[str, Any]:
     if name not in PRESETS:
-        raise ValueError(f"preset: unknown {name!r}; choose one of {', '.join(PRESETS)}")
+        raise ConfigError(f"preset: unknown {name!r}; choose one of {', '.join(PRESETS)}")
     return dict(PRESETS[name])

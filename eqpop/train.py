@@ -29,7 +29,7 @@ from eqpop import homeostasis
 from eqpop.config import TrainConfig
 from eqpop.data import Batches, DataError, Split, eval_batches, load_dataset
 from eqpop.dynamics import Settled, Status, settle
-from eqpop.errors import ConfigError
+from eqpop.errors import ConfigError, UserError
 from eqpop.estimators import registry
 from eqpop.estimators.base import Estimate
 from eqpop.estimators.init_ep import Initializer, anchored, distance
@@ -37,12 +37,8 @@ from eqpop.interrupt import StopRequest
 from eqpop.io import atomic_write, write_parquet_atomic
 from eqpop.metrics import layer_cosines
 from eqpop.nets import EquilibriumNet, State, net_for_data
-from eqpop.reports.schema import with_methods
+from eqpop.records import CHECKPOINT, PREVIOUS, RUN_CONFIG, RUN_METRICS, with_methods
 from eqpop.rng import drawing_from
-
-CHECKPOINT = "checkpoint.pt"
-PREVIOUS = "checkpoint.prev.pt"  # the one before: what resume falls back on
-METRICS = "metrics.parquet"
 
 
 class Diverged(RuntimeError):
@@ -391,8 +387,8 @@ class Trainer:
         checkpoint never claims an epoch whose record is missing."""
         frame = self.metrics()
         config = self.cfg.model_dump_json(indent=2)
-        atomic_write(self.out / "config.json", lambda p: Path(p).write_text(config))
-        write_parquet_atomic(frame, self.out / METRICS)
+        atomic_write(self.out / RUN_CONFIG, lambda p: Path(p).write_text(config))
+        write_parquet_atomic(frame, self.out / RUN_METRICS)
         sd = self.state_dict()
         if (self.out / CHECKPOINT).exists():
             os.replace(self.out / CHECKPOINT, self.out / PREVIOUS)
@@ -411,7 +407,7 @@ class Trainer:
             return False
         try:
             sd = self._load(path)
-        except ValueError as err:
+        except UserError as err:
             if not previous.is_file():
                 raise
             sd = self._load(previous)
@@ -463,8 +459,8 @@ class Trainer:
 
     def _load(self, path: Path) -> dict[str, Any]:
         if not path.is_file():
-            raise ValueError(f"{path}: missing")
+            raise UserError(f"{path}: missing")
         try:
             return torch.load(path, map_location=self.device, weights_only=True)
         except Exception as err:
-            raise ValueError(f"{path}: unreadable checkpoint ({type(err).__name__})") from None
+            raise UserError(f"{path}: unreadable checkpoint ({type(err).__name__})") from None

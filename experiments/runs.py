@@ -18,7 +18,8 @@ import torch
 
 from eqpop.config import build_config
 from eqpop.presets import preset
-from eqpop.train import METRICS, Diverged, Trainer
+from eqpop.records import RUN_METRICS
+from eqpop.train import Diverged, Trainer
 
 
 def slug(name: str) -> str:
@@ -31,8 +32,8 @@ def train(job: Job) -> pd.DataFrame:
     name, base, overrides, out = job
     torch.set_num_threads(1)
     cfg = build_config(**{**preset(base), **overrides})
-    if (out / METRICS).exists() and len(pd.read_parquet(out / METRICS)) == cfg.epochs:
-        frame = pd.read_parquet(out / METRICS)
+    if (out / RUN_METRICS).exists() and len(pd.read_parquet(out / RUN_METRICS)) == cfg.epochs:
+        frame = pd.read_parquet(out / RUN_METRICS)
     else:
         trainer = Trainer(cfg, out)
         trainer.resume()

@@ -136,3 +136,21 @@ def test_a_signal_stops_training_in_one_line_keeping_the_finished_epochs(tmp_pat
     assert kept == list(range(1, len(kept) + 1)) and f"{len(kept)} epochs kept" in line
     assert main([*argv, "--epochs", str(len(kept) + 1), "--resume"]) == 0
     assert list(pd.read_parquet(out / "metrics.parquet").epoch) == [*kept, len(kept) + 1]
+
+
+def test_a_valueerror_inside_a_step_is_a_bug_not_a_usage_error(tmp_path, monkeypatch, capsys):
+    """Before: every ValueError was one line and exit 2, so a fault of eqpop or a library (here
+    numpy's, raised inside the free phase) looked like a mistake of the user's and lost its
+    traceback. Now it propagates: ``python -m eqpop`` prints it and exits 1."""
+    import numpy as np
+
+    import eqpop.train
+
+    def broken_settle(*args, **kwargs):
+        return np.ones(3) + np.ones(4)  # ValueError: operands could not be broadcast
+
+    monkeypatch.setattr(eqpop.train, "settle", broken_settle)
+    argv = ["train", "--preset", "digits-mlp", "--epochs", "1", "--out", str(tmp_path / "r")]
+    with pytest.raises(ValueError, match="could not be broadcast"):
+        main([*argv, *FAST])
+    assert "error:" not in capsys.readouterr().err

@@ -17,11 +17,11 @@ import eqpop
 ROOT = Path(eqpop.__file__).parent
 
 #: DESIGN.md's layers, bottom (0) to top; a module takes the layer of its longest prefix here.
-#: ``reports.schema`` is the Parquet contract between every writer and the readers: it sits at
-#: the bottom and imports nothing from eqpop.
+#: ``records`` is the on-disk contract between every writer and the readers: it sits at the
+#: bottom and imports nothing from eqpop above it.
 LAYERS = {
     "eqpop.io": 0, "eqpop.errors": 0, "eqpop.rng": 0, "eqpop.nets": 0, "eqpop.data": 0,
-    "eqpop.reports.schema": 0, "eqpop.interrupt": 0,
+    "eqpop.records": 0, "eqpop.interrupt": 0,
     "eqpop.dynamics": 1, "eqpop.jacobian": 1, "eqpop.metrics": 1,
     "eqpop.estimators": 2, "eqpop.homeostasis": 2,
     "eqpop.config": 3, "eqpop.presets": 3,
@@ -59,11 +59,21 @@ def _internal(name: str) -> str | None:
     return name or None
 
 
+def _packages(module: str) -> set[str]:
+    """The packages whose ``__init__`` importing ``module`` runs first: ``eqpop.a.b.c`` runs
+    ``eqpop.a`` and ``eqpop.a.b`` (``eqpop/__init__.py`` runs whoever asks, and loads its names
+    lazily)."""
+    parts = module.split(".")
+    return {".".join(parts[:k]) for k in range(2, len(parts))}
+
+
 def _deps(module: str) -> set[str]:
-    """The eqpop modules ``module`` imports, not counting its own ancestor packages (importing
-    ``eqpop.x`` runs ``eqpop/__init__.py`` whoever asks, and that one loads its names lazily)."""
+    """The eqpop modules ``module`` imports, with the packages whose ``__init__`` that runs
+    (an import of ``eqpop.reports.x`` runs ``eqpop/reports/__init__.py`` too), not counting
+    ``module``'s own ancestor packages (they ran before it)."""
     found = {_internal(name) for name in GRAPH[module]} - {None, module}
-    return {d for d in found if not module.startswith(d + ".")}
+    found |= {package for dep in found for package in _packages(dep)}
+    return {d for d in found if not module.startswith(d + ".") and d != module}
 
 
 def _layer(module: str) -> int:

@@ -19,7 +19,8 @@ from eqpop.dynamics import settle
 from eqpop.errors import ConfigError
 from eqpop.estimators import registry
 from eqpop.nets import LayeredMLP, OutputFeedbackMLP
-from eqpop.train import CHECKPOINT, METRICS, PREVIOUS, Diverged, EpochTally, Trainer
+from eqpop.records import CHECKPOINT, PREVIOUS, RUN_METRICS
+from eqpop.train import Diverged, EpochTally, Trainer
 
 REQUIRED = [
     "epoch",
@@ -70,7 +71,7 @@ def tiny(**kw):
 def test_records_every_epoch_in_parquet(tmp_path, small):
     trainer = Trainer(tiny(lambda_homeo=0.5), tmp_path, small)
     trainer.fit()
-    frame = pd.read_parquet(tmp_path / METRICS)
+    frame = pd.read_parquet(tmp_path / RUN_METRICS)
     assert list(frame.epoch) == [1, 2]
     assert set(REQUIRED) <= set(frame.columns)
     assert {"weight_angle_l0", "weight_angle_l1", "cos_rbp_l0", "cos_rbp_l2"} <= set(frame.columns)

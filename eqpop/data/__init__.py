@@ -16,6 +16,7 @@ from eqpop.data.idx import fashion_mnist, mnist
 from eqpop.data.imagefolder import imagefolder
 from eqpop.data.imagenet32 import imagenet32
 from eqpop.data.synthetic import synthetic
+from eqpop.errors import ConfigError
 
 DATASETS: dict[str, Callable[..., Split]] = {
     "digits": digits,
@@ -31,7 +32,7 @@ DATASETS: dict[str, Callable[..., Split]] = {
 
 def load_dataset(name: str, data_dir: Path | str | None = None) -> Split:
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+        raise ConfigError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     return DATASETS[name](data_dir)
 
 

@@ -17,8 +17,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from eqpop.errors import UserError
 
-class DataError(ValueError):
+
+class DataError(UserError):
     """A data file is missing, truncated or not what its format promises. Names the file."""
 
     def __init__(self, path: Path | str, problem: str):

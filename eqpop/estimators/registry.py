@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Literal
 
-from eqpop.reports.schema import check_cost
+from eqpop.errors import ConfigError
+from eqpop.records import check_cost
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -124,7 +125,7 @@ def names() -> list[str]:
 
 def get(name: str) -> Method:
     if name not in _METHODS:
-        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(names())}")
+        raise ConfigError(f"unknown method {name!r}; choose one of {', '.join(names())}")
     return _METHODS[name]
 
 
@@ -160,5 +161,5 @@ def estimate(
     unknown = sorted(set(hyper) - hyperparameters())
     if unknown:
         known = sorted(hyperparameters())
-        raise ValueError(f"unknown estimator hyperparameter(s) {unknown}; known: {known}")
+        raise ConfigError(f"unknown estimator hyperparameter(s) {unknown}; known: {known}")
     return chosen.estimate(net, x, y, **{k: v for k, v in hyper.items() if k in chosen.hyper})

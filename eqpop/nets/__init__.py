@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from eqpop.errors import ConfigError
 from eqpop.nets.base import EquilibriumNet, Init, State
 from eqpop.nets.conv import ConvNet
 from eqpop.nets.mlp import LayeredMLP, OutputFeedbackMLP
@@ -20,7 +21,7 @@ NETS: dict[str, Callable[..., EquilibriumNet]] = {
 def get_net(name: str, **kwargs) -> EquilibriumNet:
     """Build a registered net; an unknown name is a ``ValueError`` listing the known ones."""
     if name not in NETS:
-        raise ValueError(f"unknown net {name!r}; choose one of {', '.join(NETS)}")
+        raise ConfigError(f"unknown net {name!r}; choose one of {', '.join(NETS)}")
     return NETS[name](**kwargs)
 
 

@@ -104,7 +104,8 @@ def run_study_command(args: argparse.Namespace) -> int:
     failing, no room, no storage: everything written so far is kept), 128 + the signal's
     number when a signal stopped it."""
     from eqpop.interrupt import StopRequest
-    from eqpop.population.storage import mask_password, stored_study
+    from eqpop.population.storage import stored_study
+    from eqpop.records import mask_password
 
     spec = study_from_args(args)
     if args.resume:
@@ -135,24 +136,18 @@ def run_compact_command(args: argparse.Namespace) -> int:
     """Compact a study folder's three datasets while holding the study's lease, so that no
     driver writes to it meanwhile (a live one makes this refuse, naming it); with ``--repair``
     first set aside what cannot be read (``repair.py``)."""
-    import json
-
     import optuna
 
     from eqpop.population.lease import Lease
     from eqpop.population.repair import compact_study, repair_journal_of
-    from eqpop.population.storage import mask_password, stored_study, study_storage
+    from eqpop.population.storage import stored_study
+    from eqpop.records import STUDY_JSON, mask_password, read_study, study_storage
 
     folder: Path = args.path
-    if not (folder / "study.json").is_file():
-        raise ConfigError(f"{folder}: holds no study (no study.json)")
-    try:
-        described = json.loads((folder / "study.json").read_text())
-    except ValueError as err:
-        raise ConfigError(f"{folder}/study.json: not JSON ({err})") from None
-    name = described.get("name") if isinstance(described, dict) else None
-    if not isinstance(name, str):
-        raise ConfigError(f"{folder}/study.json: names no study")
+    described = read_study(folder) if (folder / STUDY_JSON).is_file() else None
+    if described is None:
+        raise ConfigError(f"{folder}: holds no study (no {STUDY_JSON})")
+    name = described["name"]
     url = study_storage(folder, described, args.storage)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if args.repair:

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from eqpop.errors import Damaged, WriteFailed
 from eqpop.io import atomic_write
-from eqpop.reports.schema import part_files, unreadable
+from eqpop.records import part_files, unreadable
 
 PARTS = ".parts"
 #: rows per compacted file (about 200 MB for the widest dataset): "a handful of files"

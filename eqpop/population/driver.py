@@ -29,7 +29,7 @@ from optuna.trial import TrialState
 from tqdm import tqdm
 
 from eqpop.config import TrainConfig
-from eqpop.errors import Damaged, StorageLost, WriteFailed
+from eqpop.errors import ConfigError, Damaged, StorageLost, WriteFailed
 from eqpop.interrupt import Interrupted, StopRequest
 from eqpop.population.lease import Lease
 from eqpop.population.outcome import (
@@ -46,7 +46,8 @@ from eqpop.population.pool import ActorPool
 from eqpop.population.preflight import preflight
 from eqpop.population.sink import Sink
 from eqpop.population.spec import StudyConfig
-from eqpop.population.storage import DONE, TrialStore, mask_password
+from eqpop.population.storage import DONE, TrialStore
+from eqpop.records import mask_password, run_folder
 
 Event = Callable[[str, dict[str, Any]], None]
 _STATES = {
@@ -207,7 +208,7 @@ class Driver:
         trial = self.store.ask(actor)
         drawn = self.spec.draw(trial)
         cfg = self.spec.train_config(drawn)
-        run_dir = str(self.spec.out / "runs" / f"{trial.user_attrs['run']:05d}")
+        run_dir = str(run_folder(self.spec.out, trial.user_attrs["run"]))
         ref = self.pool.start(actor, cfg, run_dir, self.spec.probe.model_dump())
         self.running[ref] = Running(trial, actor, cfg)
         params = " ".join(f"{k}={_fmt(v)}" for k, v in drawn.items())
@@ -435,12 +436,12 @@ def check_resources(spec: StudyConfig) -> None:
     forever: say so instead. An autoscaling cluster adds GPU nodes on demand."""
     have = ray.cluster_resources()
     if spec.gpus_per_actor > have.get("GPU", 0):
-        raise ValueError(
+        raise ConfigError(
             f"gpus_per_actor: {spec.gpus_per_actor:g} asked, Ray has "
             f"{have.get('GPU', 0):g} GPUs here; 0 trains on CPUs"
         )
     if spec.cpus_per_actor > have.get("CPU", 0):
-        raise ValueError(
+        raise ConfigError(
             f"cpus_per_actor: {spec.cpus_per_actor:g} asked, Ray has "
             f"{have.get('CPU', 0):g} CPUs here"
         )

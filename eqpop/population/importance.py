@@ -4,7 +4,6 @@ asks for this table here and hands it to the report, which imports no Optuna its
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -12,8 +11,9 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
-from eqpop.errors import ConfigError, Damaged, StorageLost
-from eqpop.population.storage import JOURNAL, open_storage, study_storage
+from eqpop.errors import StorageLost, UserError
+from eqpop.population.storage import open_storage
+from eqpop.records import read_study, study_storage
 
 #: the parameters the papers ask about
 PARAMS = ("beta", "n_points", "lambda_homeo")
@@ -40,17 +40,13 @@ def study_importances(paths: list[Path], warn: Callable[[str], None]) -> pd.Data
     study whose storage cannot say is left out, with one ``warn`` line naming why."""
     frames = []
     for root in paths:
-        if (root / "study.json").is_file():
-            described = json.loads((root / "study.json").read_text())
-        elif (root / "trials").is_dir() and (root / JOURNAL).is_file():  # before study.json
-            trials = pd.read_parquet(root / "trials", columns=["study"])
-            described = {"name": str(trials.study.iloc[0]), "storage": JOURNAL}
-        else:
-            continue
-        name = described["name"]
         try:
+            described = read_study(root)
+            if described is None:
+                continue
+            name = described["name"]
             storage = study_storage(root, described)
             frames.append(importances(storage, name).assign(study=name))
-        except (ConfigError, Damaged, StorageLost) as err:
+        except (UserError, StorageLost) as err:
             warn(f"{root}: no parameter importances: {err}")
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

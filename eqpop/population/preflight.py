@@ -18,8 +18,8 @@ from eqpop.data import load_dataset
 from eqpop.errors import Damaged
 from eqpop.population.lease import Lease
 from eqpop.population.spec import StudyConfig
-from eqpop.population.storage import check_space, mask_password, stored_study
-from eqpop.reports.schema import DATASETS, TRIALS, damaged_parts, part_files
+from eqpop.population.storage import check_space, stored_study
+from eqpop.records import DATASETS, TRIALS, damaged_parts, mask_password, part_files
 
 Say = Callable[[str], None]
 

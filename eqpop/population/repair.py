@@ -31,7 +31,7 @@ from eqpop.population.preflight import disagreements
 from eqpop.population.sink import Sink
 from eqpop.population.spec import StudyConfig
 from eqpop.population.storage import DONE, damaged_record, drop_records, repair_journal
-from eqpop.reports.schema import COMPARISONS, DATASETS, METRICS, TRIALS, part_files, unreadable
+from eqpop.records import COMPARISONS, DATASETS, METRICS, RUNS, TRIALS, part_files, unreadable
 
 QUARANTINE = "quarantine"
 
@@ -121,13 +121,13 @@ def _set_aside_parts(folder: Path, aside: Aside) -> Iterator[str]:
 
 def _set_aside_runs(folder: Path, study: optuna.Study, aside: Aside) -> Iterator[str]:
     """Step 3's run folders: those no trial in the storage resumes from."""
-    runs = folder / "runs"
+    runs = folder / RUNS
     if not runs.is_dir():
         return
     used = {int(t.user_attrs.get("run", t.number)) for t in study.get_trials(deepcopy=False)}
     for run in sorted(runs.iterdir()):
         if run.name.isdigit() and int(run.name) not in used:
-            dest = aside.move(run, "runs")
+            dest = aside.move(run, RUNS)
             yield f"{run}: no trial of the storage runs in it; set aside in {dest}"
 
 

@@ -9,7 +9,6 @@ the trial rows it finds missing and never writes a (trial, epoch) twice.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -17,22 +16,15 @@ from typing import Any
 import pyarrow as pa
 from optuna.trial import FrozenTrial
 
+from eqpop import records
 from eqpop.config import TrainConfig
 from eqpop.estimators import registry
-from eqpop.io import atomic_write
 from eqpop.population.spec import StudyConfig
-from eqpop.population.storage import described_storage
 from eqpop.population.writer import PartWriter, read_column
-from eqpop.reports import schema
 
 
 def _utc(moment: datetime | None) -> datetime | None:
     return moment.astimezone(timezone.utc) if moment is not None else None
-
-
-def write_json(path: Path, values: dict[str, Any]) -> None:
-    text = json.dumps(values, indent=1)
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 class Sink:
@@ -40,9 +32,9 @@ class Sink:
         self.spec, self.base, self.params = spec, base, params
         self.out = Path(spec.out)
         schemas = {
-            schema.TRIALS: schema.trials_schema(params),
-            schema.METRICS: schema.metrics_schema(base.n_layers),
-            schema.COMPARISONS: schema.comparisons_schema(),
+            records.TRIALS: records.trials_schema(params),
+            records.METRICS: records.metrics_schema(base.n_layers),
+            records.COMPARISONS: records.comparisons_schema(),
         }
         self.writer = PartWriter(self.out, schemas, spec.flush_seconds)
 
@@ -52,19 +44,19 @@ class Sink:
         training config its trials start from and the estimators' descriptions for reports."""
         self.writer.repair()
         described = self.spec.model_dump(mode="json")
-        described["storage"] = described_storage(self.spec)
+        described["storage"] = records.described_storage(self.spec.storage)
         described["train_config"] = self.base.model_dump(mode="json")
         described["methods"] = registry.describe()
-        write_json(self.out / "study.json", described)
+        records.write_study(self.out, described)
 
     def epoch(self, trial: int, record: dict[str, Any], resumed: bool) -> None:
         row = {k: v for k, v in record.items() if k != "epoch"}
         keys = {"study": self.spec.name, "trial": trial, "epoch": int(record["epoch"])}
-        self.writer.add(schema.METRICS, [{**keys, "resumed": resumed, **row}])
+        self.writer.add(records.METRICS, [{**keys, "resumed": resumed, **row}])
 
     def comparisons(self, trial: int, epoch: int, rows: list[dict[str, Any]]) -> None:
         keys = {"study": self.spec.name, "trial": trial, "epoch": epoch}
-        self.writer.add(schema.COMPARISONS, [{**keys, **row} for row in rows])
+        self.writer.add(records.COMPARISONS, [{**keys, **row} for row in rows])
 
     def trial(self, frozen: FrozenTrial) -> None:
         """A finished trial's row (queued after Optuna recorded the end, written with the next
@@ -86,11 +78,11 @@ class Sink:
             "finished": _utc(end),
             **{f"param_{k}": frozen.params.get(k) for k in self.params},
         }
-        self.writer.add(schema.TRIALS, [row])
+        self.writer.add(records.TRIALS, [row])
 
     def missing_trials(self, done: list[FrozenTrial]) -> None:
         """Rows for finished trials a stopped driver had no time to write."""
-        written = set(read_column(self.out, schema.TRIALS, "trial"))
+        written = set(read_column(self.out, records.TRIALS, "trial"))
         for frozen in done:
             if frozen.number not in written:
                 self.trial(frozen)
@@ -102,7 +94,7 @@ class Sink:
     def flush_epochs(self) -> None:
         """What must be on disk before Optuna hears that a trial ended: its epochs (metrics
         and comparisons). Its trial row follows with the next periodic flush."""
-        self.writer.flush(schema.METRICS, schema.COMPARISONS)
+        self.writer.flush(records.METRICS, records.COMPARISONS)
 
     def maybe_flush(self) -> None:
         self.writer.maybe_flush()
@@ -112,4 +104,4 @@ class Sink:
         return self.writer.compact()
 
     def summary(self, values: dict[str, Any]) -> None:
-        write_json(self.out / "summary.json", values)
+        records.write_json(self.out / records.SUMMARY_JSON, values)

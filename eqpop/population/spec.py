@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from eqpop.config import ConfigError, TrainConfig, build_config, one_line
 from eqpop.presets import PRESETS
+from eqpop.records import JOURNAL
 
 Choice = str | int | float | bool
 
@@ -200,7 +201,7 @@ class StudyConfig(BaseModel):
     @property
     def storage_url(self) -> str:
         """The Optuna storage: given, or a journal file in the study folder."""
-        return self.storage or str(Path(self.out) / "optuna.journal")
+        return self.storage or str(Path(self.out) / JOURNAL)
 
 
 def build_study(**values: Any) -> StudyConfig:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,19 +33,13 @@ from optuna.trial import FrozenTrial, TrialState
 
 from eqpop.errors import ConfigError, Damaged
 from eqpop.population.guarded import GuardedStorage
+from eqpop.records import JOURNAL, mask_password
 
 if TYPE_CHECKING:  # the spec imports the training config and with it torch; reports do not
     from eqpop.population.spec import StudyConfig
 
-#: the default journal's name in a study folder
-JOURNAL = "optuna.journal"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 DONE = (*FINISHED, TrialState.FAIL)
-
-
-def mask_password(url: str) -> str:
-    """A storage URL fit to print: ``user:secret@`` becomes ``user:***@``."""
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 def open_storage(url: str) -> GuardedStorage:
@@ -270,39 +263,6 @@ def check_space(study: optuna.Study, spec: StudyConfig) -> None:
                 f"space.{name}: study {spec.name!r} was searched over {_shown(old)}, this run "
                 f"asks for {_shown(new)}; give the changed study a new --name"
             ) from None
-
-
-def described_storage(spec: StudyConfig) -> str:
-    """The storage as ``study.json`` names it: the default journal relative to the study folder
-    (so that a copy of the folder is a study of its own), another journal by its absolute path,
-    a database URL with its password masked."""
-    if spec.storage is None:
-        return JOURNAL
-    if "://" in spec.storage:
-        return mask_password(spec.storage)
-    return str(Path(spec.storage).resolve())
-
-
-def study_storage(folder: Path, described: dict[str, Any], given: str | None = None) -> str:
-    """The storage of the study in ``folder``: ``given`` (``--storage``), else the one its
-    ``study.json`` names. A default journal is the folder's own, also for a ``study.json`` of
-    an older eqpop that named it by the path the study ran under."""
-    url = given or str(described.get("storage", ""))
-    if not given and "***" in url:
-        raise ConfigError(
-            f"{folder}/study.json names the storage without its password; give it with --storage"
-        )
-    if "://" in url:
-        return url
-    path, own = Path(url), folder / JOURNAL
-    if not given and path.name == JOURNAL and own.is_file():
-        return str(own)
-    if not given and not path.is_absolute() and (folder / path).is_file():
-        return str(folder / path)
-    if not path.is_file():
-        hint = "" if given else "; give the study's storage with --storage"
-        raise ConfigError(f"storage {url}: no such journal file{hint}")
-    return url
 
 
 def stored_study(url: str, name: str) -> tuple[optuna.Study | None, list[str]]:

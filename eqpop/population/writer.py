@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from eqpop.io import atomic_write
 from eqpop.population.dataset import Dataset
-from eqpop.reports.schema import part_files
+from eqpop.records import part_files
 
 #: a live part this large (in memory, about its size on disk) is closed and a new one started
 PART_BYTES = 1 << 20

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from eqpop.io import atomic_write
 from eqpop.reports import figures, tables
-from eqpop.reports.load import Report, load
+from eqpop.reports.loader import Report, load
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;color:#222}
 h1{font-size:1.6em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}

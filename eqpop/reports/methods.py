@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from eqpop.reports.schema import check_cost
+from eqpop.records import check_cost
 
 _NAME = re.compile(r"[A-Za-z_]\w*")
 

@@ -9,17 +9,17 @@ import optuna
 import pandas as pd
 import pytest
 
+from eqpop import records
 from eqpop.cli import main
 from eqpop.population.lease import Lease
 from eqpop.population.storage import open_storage
 from eqpop.population.writer import PartWriter
-from eqpop.reports import schema
-from eqpop.reports.schema import part_files
+from eqpop.records import part_files
 
 DATASETS = {
-    schema.TRIALS: schema.trials_schema({}),
-    schema.METRICS: schema.metrics_schema(1),
-    schema.COMPARISONS: schema.comparisons_schema(),
+    records.TRIALS: records.trials_schema({}),
+    records.METRICS: records.metrics_schema(1),
+    records.COMPARISONS: records.comparisons_schema(),
 }
 
 
@@ -33,9 +33,9 @@ def folder(tmp_path):
     writer = PartWriter(out, DATASETS, part_bytes=1)
     for trial in range(5):
         keys = {"study": "s", "trial": trial}
-        writer.add(schema.TRIALS, [{**keys, "state": "COMPLETE"}])
-        writer.add(schema.METRICS, [{**keys, "epoch": 1, "val_error": 0.5}])
-        writer.add(schema.COMPARISONS, [{**keys, "epoch": 1, "method": "rbp", "layer": 0}])
+        writer.add(records.TRIALS, [{**keys, "state": "COMPLETE"}])
+        writer.add(records.METRICS, [{**keys, "epoch": 1, "val_error": 0.5}])
+        writer.add(records.COMPARISONS, [{**keys, "epoch": 1, "method": "rbp", "layer": 0}])
         writer.flush()
     return out
 

@@ -23,7 +23,7 @@ from tiny_study import study_command, tiny_study
 
 from eqpop.cli import main
 from eqpop.population.storage import mask_password, open_storage
-from eqpop.reports.schema import part_files
+from eqpop.records import part_files
 
 
 @pytest.mark.parametrize(

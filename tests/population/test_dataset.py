@@ -17,7 +17,7 @@ import pytest
 
 from eqpop.population.dataset import PARTS, Dataset
 from eqpop.population.writer import PartWriter
-from eqpop.reports.schema import part_files
+from eqpop.records import part_files
 
 SCHEMA = pa.schema([pa.field("trial", pa.int64()), pa.field("epoch", pa.int64())])
 

@@ -16,7 +16,7 @@ from tiny_study import tiny_study
 
 from eqpop.population.driver import run_study
 from eqpop.population.storage import open_storage
-from eqpop.reports.schema import part_files
+from eqpop.records import part_files
 
 
 def load(spec):

@@ -24,7 +24,7 @@ from tiny_study import study_command, tiny_study
 from eqpop.cli import main
 from eqpop.population.repair import Aside, _set_aside_parts
 from eqpop.population.writer import PartWriter
-from eqpop.reports.schema import part_files
+from eqpop.records import part_files
 
 SCHEMA = pa.schema([pa.field("trial", pa.int64()), pa.field("epoch", pa.int64())])
 

@@ -6,33 +6,33 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from eqpop import records
 from eqpop.population.writer import PartWriter, read_column
-from eqpop.reports import schema
 
 
 def test_parts_concatenate_and_hidden_files_are_ignored(tmp_path):
-    metrics = schema.metrics_schema(n_layers=2)
-    w = PartWriter(tmp_path, {schema.METRICS: metrics}, flush_seconds=60)
+    metrics = records.metrics_schema(n_layers=2)
+    w = PartWriter(tmp_path, {records.METRICS: metrics}, flush_seconds=60)
     w.add(
-        schema.METRICS,
+        records.METRICS,
         [{"study": "s", "trial": 0, "epoch": 1, "val_error": 0.5, "cos_rbp_l1": 0.9}],
     )
     w.flush()
-    w.add(schema.METRICS, [{"study": "s", "trial": 1, "epoch": 1, "val_error_forward": 0.3}])
+    w.add(records.METRICS, [{"study": "s", "trial": 1, "epoch": 1, "val_error_forward": 0.3}])
     w.flush()
     # a half-written part of a crashed writer: a hidden temporary name
-    (tmp_path / schema.METRICS / ".part-x.parquet.tmp").write_bytes(b"PAR1 garbage")
-    frame = pd.read_parquet(tmp_path / schema.METRICS)
+    (tmp_path / records.METRICS / ".part-x.parquet.tmp").write_bytes(b"PAR1 garbage")
+    frame = pd.read_parquet(tmp_path / records.METRICS)
     assert sorted(frame.trial) == [0, 1] and list(frame.columns) == metrics.names
     assert frame.loc[frame.trial == 1, "cos_rbp_l1"].isna().all()
-    assert read_column(tmp_path, schema.METRICS, "trial") in ([0, 1], [1, 0])
-    assert read_column(tmp_path, schema.TRIALS, "trial") == []
+    assert read_column(tmp_path, records.METRICS, "trial") in ([0, 1], [1, 0])
+    assert read_column(tmp_path, records.TRIALS, "trial") == []
 
 
 def test_unknown_columns_are_refused(tmp_path):
-    w = PartWriter(tmp_path, {schema.METRICS: schema.metrics_schema(2)})
+    w = PartWriter(tmp_path, {records.METRICS: records.metrics_schema(2)})
     with pytest.raises(KeyError, match="cos_rbp_l7"):
-        w.add(schema.METRICS, [{"trial": 0, "cos_rbp_l7": 1.0}])
+        w.add(records.METRICS, [{"trial": 0, "cos_rbp_l7": 1.0}])
 
 
 def test_flush_waits_for_its_interval(tmp_path):

@@ -11,17 +11,22 @@ from typing import Any
 
 import pandas as pd
 
-from eqpop.errors import Damaged
-from eqpop.reports.methods import Methods
-from eqpop.reports.schema import (
+from eqpop.errors import Damaged, UserError
+from eqpop.records import (
+    COMPARE,
     COMPARISONS,
     DATASETS,
     METRICS,
+    RUN_CONFIG,
+    RUN_METRICS,
     TRIALS,
     damaged_parts,
+    is_run,
     methods_of,
     part_files,
+    read_study,
 )
+from eqpop.reports.methods import Methods
 
 CATEGORIES = ["study", "state", "method", "param_method"]
 INTEGERS = [
@@ -85,16 +90,16 @@ def _study(root: Path, found: _Found) -> None:
         parts = [str(p) for p in part_files(root / name) if p not in damaged]
         if parts:
             found.add(name, pd.read_parquet(root / name if not damaged else parts))
-    if (root / "study.json").is_file():
-        described = json.loads((root / "study.json").read_text())
+    described = read_study(root)
+    if described is not None:
         found.configs[described["name"]] = described.get("train_config", {})
         found.methods.described.update(described.get("methods", {}))
 
 
 def _train_run(root: Path, found: _Found) -> None:
     """A run folder as a one-trial study named ``train:<folder>``."""
-    cfg = json.loads((root / "config.json").read_text())
-    metrics = pd.read_parquet(root / "metrics.parquet")
+    cfg = json.loads((root / RUN_CONFIG).read_text())
+    metrics = pd.read_parquet(root / RUN_METRICS)
     name = f"train:{root.name}"
     found.configs[name] = cfg
     metrics.insert(0, "study", name)
@@ -128,11 +133,11 @@ def _collect(path: Path, found: _Found, depth: int = 0) -> bool:
     if any(part_files(path / n) for n in DATASETS):
         _study(path, found)
         return True
-    if (path / "metrics.parquet").is_file() and (path / "config.json").is_file():
+    if is_run(path):
         _train_run(path, found)
         return True
-    if (path / "compare.parquet").is_file():
-        _compare(path / "compare.parquet", found)
+    if (path / COMPARE).is_file():
+        _compare(path / COMPARE, found)
         return True
     held = False
     if depth < 2:
@@ -147,9 +152,9 @@ def load(*paths: Path | str) -> Report:
     found = _Found()
     for p in map(Path, paths):
         if not p.exists():
-            raise ValueError(f"path: {p} does not exist")
+            raise UserError(f"path: {p} does not exist")
         if not _collect(p, found):
-            raise ValueError(f"path: {p} holds no study, train run or compare output")
+            raise UserError(f"path: {p} holds no study, train run or compare output")
     frames = {
         k: _typed(pd.concat(v, ignore_index=True)) if v else pd.DataFrame()
         for k, v in found.frames.items()

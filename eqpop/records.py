@@ -1,20 +1,30 @@
-"""The Parquet schema of a study, in one place: the population writer and every reader use these
-columns and types, and ``reports/README.md`` documents each of them.
+"""Everything eqpop keeps on disk, in one place: the names of a run's and a study's files and
+folders, ``study.json`` (read, written, and the storage it names), and the Parquet schemas with
+their column lists. Every writer (the Trainer, ``eqpop compare``, the study driver) and every
+reader (``eqpop report``, ``eqpop compact``, the importances) goes through here, and
+``reports/README.md`` documents each column.
 
-A study folder ``reports/<study>/`` holds three Parquet datasets (folders of part files):
-``trials/`` (one row per finished trial), ``metrics/`` (one row per trial and epoch) and
-``comparisons/`` (one row per trial, probe epoch, estimate and layer).
+A run folder (``eqpop train --out``) holds ``config.json``, ``metrics.parquet`` (one row per
+epoch) and ``checkpoint.pt`` (and the one before it, ``checkpoint.prev.pt``). A study folder
+``reports/<study>/`` holds ``study.json`` (the study, its storage, the training config its
+trials start from, the estimators' descriptions), ``summary.json`` (how the last driver ended),
+the default Optuna journal ``optuna.journal``, ``runs/<trial>/`` (each trial's run folder) and
+three Parquet datasets (folders of part files): ``trials/`` (one row per finished trial),
+``metrics/`` (one row per trial and epoch) and ``comparisons/`` (one row per trial, probe
+epoch, estimate and layer).
 
 Every Parquet file eqpop writes with pandas (a compare file, a run's ``metrics.parquet``) and
 every ``study.json`` also carry the description of each estimator (``with_methods``): its label,
 table order, whether it takes beta and N, and its settling cost, so that a report never needs
 the code (or the plug-in) that made an estimate.
 
-This module is the contract between the writers and the readers: it imports nothing from eqpop.
+The bottom layer: it imports nothing from eqpop but the errors and the atomic writes, and no
+torch, Ray or Optuna, so that the readers stay light.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -23,10 +33,102 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from eqpop.errors import ConfigError, UserError
+from eqpop.io import atomic_write
+
+# --- a run folder ---------------------------------------------------------------------------
+RUN_CONFIG = "config.json"
+RUN_METRICS = "metrics.parquet"
+CHECKPOINT = "checkpoint.pt"
+PREVIOUS = "checkpoint.prev.pt"  # the one before: what resume falls back on
+#: what ``eqpop compare`` writes by default, and a report finds in a folder
+COMPARE = "compare.parquet"
+
+# --- a study folder -------------------------------------------------------------------------
+STUDY_JSON = "study.json"
+SUMMARY_JSON = "summary.json"
+JOURNAL = "optuna.journal"  # the default Optuna storage
+RUNS = "runs"
 TRIALS, METRICS, COMPARISONS = "trials", "metrics", "comparisons"
 DATASETS = (TRIALS, METRICS, COMPARISONS)
 
 
+def is_run(folder: Path) -> bool:
+    return (folder / RUN_METRICS).is_file() and (folder / RUN_CONFIG).is_file()
+
+
+def run_folder(study: Path, run: int) -> Path:
+    """Where a study's trial trains (a retried trial keeps its ``run``)."""
+    return study / RUNS / f"{run:05d}"
+
+
+def write_json(path: Path, values: dict[str, Any]) -> None:
+    text = json.dumps(values, indent=1)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def write_study(folder: Path, described: dict[str, Any]) -> None:
+    write_json(folder / STUDY_JSON, described)
+
+
+def read_study(folder: Path) -> dict[str, Any] | None:
+    """What ``study.json`` says (at least the study's ``name``); for a study folder of an eqpop
+    from before ``study.json``, its name from the trials and the default journal; None where the
+    folder holds no study. One line naming the file when it does not read."""
+    path = folder / STUDY_JSON
+    if not path.is_file():
+        if part_files(folder / TRIALS) and (folder / JOURNAL).is_file():
+            trials = pd.read_parquet(folder / TRIALS, columns=["study"])
+            return {"name": str(trials.study.iloc[0]), "storage": JOURNAL}
+        return None
+    try:
+        described = json.loads(path.read_text())
+    except (ValueError, OSError) as err:
+        raise UserError(f"{path}: not JSON ({err})") from None
+    if not isinstance(described, dict) or not isinstance(described.get("name"), str):
+        raise UserError(f"{path}: names no study")
+    return described
+
+
+def mask_password(url: str) -> str:
+    """A storage URL fit to print: ``user:secret@`` becomes ``user:***@``."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+def described_storage(storage: str | None) -> str:
+    """A study's storage (None: the default journal) as ``study.json`` names it: the default
+    journal relative to the study folder (so that a copy of the folder is a study of its own),
+    another journal by its absolute path, a database URL with its password masked."""
+    if storage is None:
+        return JOURNAL
+    if "://" in storage:
+        return mask_password(storage)
+    return str(Path(storage).resolve())
+
+
+def study_storage(folder: Path, described: dict[str, Any], given: str | None = None) -> str:
+    """The storage of the study in ``folder``: ``given`` (``--storage``), else the one its
+    ``study.json`` names. A default journal is the folder's own, also for a ``study.json`` of
+    an older eqpop that named it by the path the study ran under."""
+    url = given or str(described.get("storage", ""))
+    if not given and "***" in url:
+        raise ConfigError(
+            f"{folder}/{STUDY_JSON} names the storage without its password; give it with --storage"
+        )
+    if "://" in url:
+        return url
+    path, own = Path(url), folder / JOURNAL
+    if not given and path.name == JOURNAL and own.is_file():
+        return str(own)
+    if not given and not path.is_absolute() and (folder / path).is_file():
+        return str(folder / path)
+    if not path.is_file():
+        hint = "" if given else "; give the study's storage with --storage"
+        raise ConfigError(f"storage {url}: no such journal file{hint}")
+    return url
+
+
+# --- the Parquet datasets -------------------------------------------------------------------
 def part_files(folder: Path) -> list[Path]:
     """A dataset folder's parts, in name order (hidden temporary files are not parts)."""
     return sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []
@@ -163,5 +265,5 @@ _COST = re.compile(r"(?:\s|[A-Za-z_]\w*|\d+(?:\.\d+)?|[-+*/()])+")
 def check_cost(expr: str) -> str:
     """``expr`` if it is a plain arithmetic cost expression, else a ValueError."""
     if not _COST.fullmatch(expr):
-        raise ValueError(f"cost {expr!r}: only config field names, numbers, + - * / and ()")
+        raise ConfigError(f"cost {expr!r}: only config field names, numbers, + - * / and ()")
     return expr
