@@ -59,9 +59,7 @@ def bench(name, net, x, y, steps, nudge_steps, device, repeats, methods) -> list
         }
     ]
     for method, hyper in methods:
-        kw = dict(
-            steps=steps, nudge_steps=nudge_steps, adjoint_steps=steps, tangent_steps=steps, **hyper
-        )
+        kw = dict(t_free=steps, t_nudge=nudge_steps, t_adjoint=steps, **hyper)
         t = _time(lambda m=method, k=kw: estimate(net, x, y, m, **k), device, repeats)
         label = ",".join(f"{k}={v}" for k, v in hyper.items())
         rows.append(

@@ -7,6 +7,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
 
 EXIT_USAGE = 2
 
@@ -30,50 +31,73 @@ def _list_of(kind: Callable[[str], float | int]) -> Callable[[str], tuple]:
     return parse
 
 
-def _add_compare(p: argparse.ArgumentParser) -> None:
-    from eqpop.compare import CompareConfig
-    from eqpop.nets import NETS
+def _flag_type(annotation: Any) -> tuple[Callable[[str], Any] | None, dict[str, Any]]:
+    """How a flag reads a config field of this type: (converter, extra add_argument keywords);
+    None for a switch (``store_true``)."""
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if annotation is bool:
+        return None, {}
+    if get_origin(annotation) is Literal:
+        return str, {"choices": list(args)}
+    if get_origin(annotation) is list:
+        return _list_of(args[0]), {}
+    if args:  # X | None
+        return _flag_type(args[0])
+    return annotation, {}
 
-    d = CompareConfig.__dataclass_fields__
-    p.add_argument("--net", choices=list(NETS), default=d["net"].default)
-    p.add_argument(
-        "--hidden",
-        type=_list_of(int),
-        default=None,
-        help="hidden widths (dense nets) or channels per layer (conv), e.g. 64,32",
+
+def _checked(model: Any, name: str, convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``convert``, then the field's own checks (its type, bounds and validators; not those
+    across fields, whose other flags may come later): a bad value names its flag."""
+
+    def parse(text: str) -> Any:
+        from pydantic import ValidationError
+
+        value = convert(text)
+        try:
+            model.__pydantic_validator__.validate_assignment(model.model_construct(), name, value)
+        except ValidationError as err:
+            mine = [e for e in err.errors() if tuple(e["loc"][:1]) == (name,)]
+            if mine:
+                msg = mine[0]["msg"].removeprefix("Value error, ")
+                raise argparse.ArgumentTypeError(f"{name}: {msg}") from None
+        return value
+
+    return parse
+
+
+def add_field_flags(
+    p: argparse.ArgumentParser | argparse._ActionsContainer,
+    model: Any,
+    names: Sequence[str],
+    default: Any = None,
+) -> None:
+    """A flag ``--a-name`` per config field, typed, checked and described as the field is; an
+    unset flag is ``default`` (None: left to the config; ``argparse.SUPPRESS``: absent)."""
+    for name in names:
+        info = model.model_fields[name]
+        kind, extra = _flag_type(info.annotation)
+        shown = info.default
+        if isinstance(shown, list):
+            shown = ",".join(map(str, shown))
+        text = f"{info.description or name.replace('_', ' ')} (default {shown})"
+        flag = f"--{name.replace('_', '-')}"
+        if kind is None:
+            p.add_argument(flag, dest=name, action="store_true", default=default, help=text)
+        else:
+            kind = _checked(model, name, kind)
+            p.add_argument(flag, dest=name, type=kind, default=default, help=text, **extra)
+
+
+def _add_compare(p: argparse.ArgumentParser) -> None:
+    from eqpop.config import CompareConfig
+
+    tie = ("symmetric", "asymmetry_angle")
+    unset = argparse.SUPPRESS  # CompareConfig's defaults apply
+    add_field_flags(
+        p, CompareConfig, [n for n in CompareConfig.model_fields if n not in tie], unset
     )
-    tie = p.add_mutually_exclusive_group()
-    tie.add_argument("--symmetric", action="store_true", help="tie backward to forward weights")
-    tie.add_argument(
-        "--asymmetry-angle",
-        type=float,
-        default=None,
-        help="initial angle (degrees) between backward and forward weights",
-    )
-    p.add_argument("--batch", type=int, default=d["batch"].default)
-    p.add_argument(
-        "--betas",
-        type=_list_of(float),
-        default=d["betas"].default,
-        help="teaching amplitudes |beta|, e.g. 0.01,0.05,0.1,0.5,1.0",
-    )
-    p.add_argument(
-        "--n-points",
-        type=_list_of(int),
-        default=d["n_points"].default,
-        help="numbers N of Cauchy points for hep, e.g. 2,4,6",
-    )
-    p.add_argument("--steps", type=int, default=d["steps"].default, help="free-phase steps")
-    p.add_argument("--nudge-steps", type=int, default=d["nudge_steps"].default)
-    p.add_argument(
-        "--periods",
-        type=int,
-        default=d["periods"].default,
-        help="periods of the rotating nudge for hep_continuous",
-    )
-    p.add_argument("--steps-per-point", type=int, default=d["steps_per_point"].default)
-    p.add_argument("--seed", type=int, default=d["seed"].default)
-    p.add_argument("--out", type=Path, default=Path("reports/compare/compare.parquet"))
+    add_field_flags(p.add_mutually_exclusive_group(), CompareConfig, tie, unset)
     p.add_argument("--quiet", action="store_true", help="no progress bar, no table")
     p.set_defaults(run=_run_compare)
 
@@ -81,11 +105,12 @@ def _add_compare(p: argparse.ArgumentParser) -> None:
 def _run_compare(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from eqpop.compare import CompareConfig, run_compare, summary
+    from eqpop.compare import run_compare, summary
+    from eqpop.config import CompareConfig, build_compare
     from eqpop.io import write_parquet_atomic
 
-    fields = CompareConfig.__dataclass_fields__
-    cfg = CompareConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    fields = CompareConfig.model_fields
+    cfg = build_compare(**{k: v for k, v in vars(args).items() if k in fields})
     frame = run_compare(cfg, progress=not args.quiet)
     write_parquet_atomic(frame, cfg.out)
     if not args.quiet:
@@ -95,34 +120,30 @@ def _run_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-#: ``eqpop train`` flags that map one to one onto config fields (flag name -> type)
-_TRAIN_FLAGS: dict[str, Callable[[str], object]] = {
-    "method": str,
-    "beta": float,
-    "n_points": int,
-    "lambda_homeo": float,
-    "epochs": int,
-    "batch_size": int,
-    "seed": int,
-    "data_dir": Path,
-    "device": str,
-    "net": str,
-    "dataset": str,
-    "lr": float,
-}
+#: ``eqpop train`` flags, one per config field (any other field: ``--set``)
+_TRAIN_FLAGS = (
+    "method",
+    "beta",
+    "n_points",
+    "lambda_homeo",
+    "epochs",
+    "batch_size",
+    "seed",
+    "data_dir",
+    "device",
+    "net",
+    "dataset",
+    "lr",
+    "init_ep",
+)
 
 
 def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", help="named paper setting, e.g. digits-mlp, cifar10-conv")
     p.add_argument("--config", type=Path, help="TOML or YAML file of config fields")
-    for name, kind in _TRAIN_FLAGS.items():
-        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=None)
-    p.add_argument(
-        "--init-ep",
-        action="store_true",
-        default=None,
-        help="start every free phase from a feed-forward initializer (O'Connor)",
-    )
+    from eqpop.config import TrainConfig
+
+    add_field_flags(p, TrainConfig, _TRAIN_FLAGS)
     p.add_argument(
         "--set",
         action="append",
@@ -148,7 +169,7 @@ def _train_config(args: argparse.Namespace):
     values: dict = preset(args.preset) if args.preset else {}
     if args.config:
         values.update(read_config_file(args.config))
-    for name in (*_TRAIN_FLAGS, "init_ep"):
+    for name in _TRAIN_FLAGS:
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)
     values.update(parse_override(item) for item in args.set)
@@ -355,13 +376,13 @@ COMMANDS: dict[str, tuple[str, str, Callable[[argparse.ArgumentParser], None]]] 
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """Every sub-command; given ``command``, the others without their arguments, so that a
-    command imports only what it needs (``eqpop report`` neither torch nor Ray)."""
+    """Every sub-command, only ``command``'s with its arguments: a command imports only what it
+    needs, and no ``--help`` (``eqpop --help`` included) imports torch, pandas, Ray or Optuna."""
     parser = _Parser(prog="eqpop", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, (summary, description, add_arguments) in COMMANDS.items():
         p = sub.add_parser(name, help=summary, description=description)
-        if command in (None, name):
+        if command == name:
             add_arguments(p)
     return parser
 

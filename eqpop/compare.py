@@ -8,19 +8,19 @@ Jacobian asymmetry. The free fixed point is settled once and shared by all free-
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import pandas as pd
 import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from eqpop.config import CompareConfig
 from eqpop.dynamics import Settled, settle
 from eqpop.errors import ConfigError
 from eqpop.estimators import Estimate, registry
 from eqpop.metrics import grad_cosine, layer_cosines, relative_errors
-from eqpop.nets import NETS, EquilibriumNet, net_for_data
+from eqpop.nets import EquilibriumNet, net_for_data
 from eqpop.records import MEASURES, with_methods
 from eqpop.rng import drawing_from
 
@@ -31,48 +31,6 @@ Run = tuple[str, float | None, int | None]
 DEFAULT_HIDDEN = {"mlp": (64, 32), "output-feedback": (64, 32), "pcn": (64, 32), "conv": (16, 32)}
 
 
-@dataclass
-class CompareConfig:
-    """One comparison: a net, a batch and a grid. Validated on construction."""
-
-    net: str = "mlp"
-    hidden: tuple[int, ...] | None = None
-    symmetric: bool = False
-    asymmetry_angle: float | None = None
-    dataset: str = "digits"
-    batch: int = 64
-    betas: tuple[float, ...] = (0.01, 0.05, 0.1, 0.5, 1.0)
-    n_points: tuple[int, ...] = (2, 4, 6)
-    steps: int = 200
-    nudge_steps: int = 100
-    periods: int = 5
-    steps_per_point: int = 60
-    seed: int = 0
-    out: Path = field(default_factory=lambda: Path("reports/compare/compare.parquet"))
-
-    def __post_init__(self) -> None:
-        if self.net not in NETS:
-            raise ConfigError(f"net: unknown {self.net!r}; choose one of {', '.join(NETS)}")
-        if self.dataset != "digits":
-            raise ConfigError(f"dataset: unknown {self.dataset!r}; choose digits")
-        if not self.betas or any(not math.isfinite(b) or b <= 0 for b in self.betas):
-            raise ConfigError(f"betas: need finite values > 0, got {list(self.betas)}")
-        if not self.n_points or any(int(n) != n or n < 2 for n in self.n_points):
-            raise ConfigError(f"n_points: need integers >= 2, got {list(self.n_points)}")
-        for name in ("batch", "steps", "nudge_steps", "periods", "steps_per_point"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
-        if self.hidden is not None and (not self.hidden or min(self.hidden) < 1):
-            raise ConfigError(f"hidden: need positive widths, got {list(self.hidden)}")
-        if self.symmetric and self.asymmetry_angle is not None:
-            raise ConfigError("asymmetry_angle: cannot be combined with symmetric")
-        if self.symmetric and self.net == "output-feedback":
-            raise ConfigError("symmetric: the output-feedback net has no tied form")
-        self.out = Path(self.out)
-        if self.out.suffix != ".parquet":
-            raise ConfigError(f"out: must end in .parquet, got {self.out}")
-
-
 @dataclass(frozen=True)
 class Grid:
     """Which estimates one comparison makes, and their settling budgets: the two ground truths
@@ -81,8 +39,8 @@ class Grid:
 
     betas: tuple[float, ...]
     n_points: tuple[int, ...]
-    steps: int
-    nudge_steps: int
+    t_free: int
+    t_nudge: int
     periods: int
     steps_per_point: int
 
@@ -118,8 +76,8 @@ def estimate_grid(
 ) -> dict[Run, Estimate]:
     """Every estimate of the grid (``Grid.runs``); those with a free phase share ``free``."""
     common = dict(
-        steps=grid.steps,
-        nudge_steps=grid.nudge_steps,
+        t_free=grid.t_free,
+        t_nudge=grid.t_nudge,
         free=free,
         periods=grid.periods,
         steps_per_point=grid.steps_per_point,
@@ -188,9 +146,14 @@ def run_compare(cfg: CompareConfig, progress: bool = True) -> pd.DataFrame:
             cfg.net, data.input_shape, data.n_classes, hidden, cfg.symmetric, cfg.asymmetry_angle
         ).double()
     grid = Grid(
-        cfg.betas, cfg.n_points, cfg.steps, cfg.nudge_steps, cfg.periods, cfg.steps_per_point
+        tuple(cfg.betas),
+        tuple(cfg.n_points),
+        cfg.t_free,
+        cfg.t_nudge,
+        cfg.periods,
+        cfg.steps_per_point,
     )
-    results = estimate_grid(net, x, y, grid, settle(net, x, steps=cfg.steps), progress=progress)
+    results = estimate_grid(net, x, y, grid, settle(net, x, steps=cfg.t_free), progress=progress)
     rows = comparison_rows(results, *truths(results))
     frame = pd.DataFrame(rows, columns=MEASURES).assign(
         net=cfg.net, dataset=cfg.dataset, seed=cfg.seed

@@ -1,8 +1,10 @@
-"""One typed, validated config per training run (pydantic: one place for defaults and errors).
+"""One typed, validated config per training run and per comparison (pydantic: one place for
+defaults, descriptions and errors; the command line's flags are made from these fields).
 
 A config comes from a preset, a TOML/YAML file and ``key=value`` overrides, in that order, and
 is validated before anything runs or is written. ``ConfigError`` carries one line that names
-the field and what it accepts.
+the field and what it accepts. Names are checked against the registries (nets, data sets,
+methods) when a config is validated, not imported here: ``--help`` stays light.
 """
 
 from __future__ import annotations
@@ -12,53 +14,81 @@ import math
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from eqpop.errors import ConfigError
-from eqpop.estimators import registry
-from eqpop.nets.base import Init
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-Net = Literal["mlp", "output-feedback", "conv", "pcn"]
-Dataset = Literal[
-    "digits",
-    "mnist",
-    "fashion_mnist",
-    "cifar10",
-    "cifar100",
-    "imagenet32",
-    "imagefolder",
-    "synthetic",
-]
+
+def _one_of(value: str, known: list[str]) -> str:
+    if value not in known:
+        listed = ", ".join(repr(n) for n in known[:-1]) + f" or {known[-1]!r}"
+        raise ValueError(f"got {value!r}; input should be {listed}")
+    return value
 
 
-class TrainConfig(BaseModel):
-    """Everything one run needs. Field docs are the reference for ``--set key=value``."""
+class NetShape(BaseModel):
+    """The net's fields, as a training run and a comparison share them."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    # network
-    net: Net = "mlp"
+    net: str = Field(default="mlp", description="a registered net (eqpop.nets.NETS)")
+    hidden: list[int] | None = Field(
+        default=None, description="hidden widths (dense nets) or channels per layer (conv)"
+    )
+    symmetric: bool = Field(default=False, description="tie feedback to forward weights")
+    asymmetry_angle: float | None = Field(
+        default=None,
+        ge=0,
+        le=180,
+        description="initial angle (degrees) between feedback and forward weights",
+    )
+
+    @field_validator("net")
+    @classmethod
+    def _registered_net(cls, v: str) -> str:
+        from eqpop.nets import NETS
+
+        return _one_of(v, list(NETS))
+
+    @field_validator("hidden")
+    @classmethod
+    def _positive_widths(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (not v or min(v) < 1):
+            raise ValueError("needs at least one width, all >= 1")
+        return v
+
+    @model_validator(mode="after")
+    def _tie(self) -> NetShape:
+        if self.symmetric and self.asymmetry_angle is not None:
+            raise ValueError("asymmetry_angle cannot be combined with symmetric")
+        if self.symmetric and self.net == "output-feedback":
+            raise ValueError("symmetric: the output-feedback net has no tied form")
+        return self
+
+
+class TrainConfig(NetShape):
+    """Everything one run needs. Field docs are the reference for ``--set key=value``."""
+
+    # network (and NetShape's)
     hidden: list[int] = Field(default=[128], description="hidden widths, or conv channels")
-    symmetric: bool = False
-    asymmetry_angle: float | None = Field(default=None, ge=0, le=180)
     dt: float | None = Field(
         default=None, gt=0, le=1, description="step size u <- u + dt (f(u) - u); None: net's own"
     )
-    init: Init = Field(
+    init: str = Field(
         default="uniform",
         description="weight draw: uniform (PyTorch's default, U(+-1/sqrt(fan_in))) or "
         "lecun_normal (Flax's, the papers' code: truncated normal, std 1/sqrt(fan_in))",
     )
     # data
-    dataset: Dataset = "digits"
-    data_dir: Path | None = None
+    dataset: str = Field(default="digits", description="a registered data set")
+    data_dir: Path | None = Field(default=None, description="where the data set's files are")
     augment: bool = False
     inputs: Literal["standardise", "unit"] = Field(
         default="standardise",
@@ -72,13 +102,15 @@ class TrainConfig(BaseModel):
         "every run and seed); None: all of them",
     )
     # estimator
-    method: str = Field(default="hep", description="a registered estimator")
+    method: str = Field(default="hep", description="a registered estimator (the gradient rule)")
     beta: float = Field(
         default=0.5,
         description="nudge strength; classic: its sign is the direction (> 0 towards the target, "
         "the papers' code's beta < 0), every other method uses |beta|",
     )
-    n_points: int = Field(default=2, ge=2)
+    n_points: int = Field(
+        default=2, ge=2, description="hep: points N on the circle of radius |beta|"
+    )
     random_sign: bool = Field(default=False, description="random sign of beta per batch")
     nudge_nonfinite: Literal["keep", "zero"] = Field(
         default="keep",
@@ -116,28 +148,31 @@ class TrainConfig(BaseModel):
     )
     anderson_memory: int = Field(default=5, ge=1, le=50)
     # homeostasis
-    lambda_homeo: float = Field(default=0.0, ge=0)
+    lambda_homeo: float = Field(default=0.0, ge=0, description="Jacobian homeostasis strength")
     homeo_samples: int = Field(default=5, ge=1)
     # optimisation
     optimizer: Literal["sgd", "adam"] = "sgd"
-    lr: float = Field(default=0.01, gt=0)
+    lr: float = Field(default=0.01, gt=0, description="learning rate")
     momentum: float = Field(default=0.9, ge=0, lt=1)
     weight_decay: float = Field(default=0.0, ge=0)
     lr_scales: list[float] | None = Field(
         default=None, description="one learning-rate factor per layer, then one for the readout"
     )
     cosine_schedule: bool = False
-    epochs: int = Field(default=10, ge=1)
-    batch_size: int = Field(default=50, ge=1)
+    epochs: int = Field(default=10, ge=1, description="training epochs")
+    batch_size: int = Field(default=50, ge=1, description="training batch size")
     eval_batch_size: int = Field(default=500, ge=1)
     # Initialized EP (O'Connor et al. 2019)
-    init_ep: bool = False
+    init_ep: bool = Field(
+        default=False,
+        description="start every free phase from a feed-forward initializer (O'Connor)",
+    )
     init_ep_lr: float = Field(default=0.01, gt=0)
     init_ep_lambda: float = Field(default=0.0, ge=0, description="Eq. (10) pull to prediction")
     # measurement and run
     probe_batch: int = Field(default=64, ge=1)
-    seed: int = 0
-    device: str = "cpu"
+    seed: int = Field(default=0, description="seed of every random draw of the run")
+    device: str = Field(default="cpu", description="torch device: cpu, cuda, cuda:1")
     dtype: Literal["float32", "float64"] = "float32"
 
     @property
@@ -145,11 +180,6 @@ class TrainConfig(BaseModel):
         """Layers with a state: the hidden widths plus the output layer for dense nets; for the
         conv net ``hidden`` lists every layer's channels, the last one included."""
         return len(self.hidden) if self.net == "conv" else len(self.hidden) + 1
-
-    @property
-    def adjoint_steps(self) -> int:
-        """The cap on RBP's adjoint and exact's tangent iterations in training."""
-        return self.t_adjoint or self.t_nudge
 
     @property
     def solver_memory(self) -> int:
@@ -160,21 +190,36 @@ class TrainConfig(BaseModel):
         """``settle``'s arguments for a free phase of this config."""
         return {"steps": self.t_free, "tol": self.solver_tol, "memory": self.solver_memory}
 
+    @model_validator(mode="before")
+    @classmethod
+    def _adjoint_cap(cls, values: Any) -> Any:
+        """``t_adjoint`` left out is ``t_nudge``: resolved here, so that the estimators read
+        the cap under its own name."""
+        if isinstance(values, dict) and values.get("t_adjoint") is None:
+            nudge = values.get("t_nudge", cls.model_fields["t_nudge"].default)
+            values = {**values, "t_adjoint": nudge}
+        return values
+
     @field_validator("method")
     @classmethod
     def _registered(cls, v: str) -> str:
-        known = registry.names()
-        if v not in known:
-            listed = ", ".join(repr(n) for n in known[:-1]) + f" or {known[-1]!r}"
-            raise ValueError(f"got {v!r}; input should be {listed}")
-        return v
+        from eqpop.estimators import registry
 
-    @field_validator("hidden")
+        return _one_of(v, registry.names())
+
+    @field_validator("dataset")
     @classmethod
-    def _positive_widths(cls, v: list[int]) -> list[int]:
-        if not v or min(v) < 1:
-            raise ValueError("needs at least one width, all >= 1")
-        return v
+    def _registered_dataset(cls, v: str) -> str:
+        from eqpop.data import DATASETS
+
+        return _one_of(v, list(DATASETS))
+
+    @field_validator("init")
+    @classmethod
+    def _known_init(cls, v: str) -> str:
+        from eqpop.nets.base import Init
+
+        return _one_of(v, list(get_args(Init)))
 
     @field_validator("lr_scales")
     @classmethod
@@ -199,10 +244,8 @@ class TrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
-        if self.symmetric and self.asymmetry_angle is not None:
-            raise ValueError("asymmetry_angle cannot be combined with symmetric")
-        if self.symmetric and self.net == "output-feedback":
-            raise ValueError("symmetric: the output-feedback net has no tied form")
+        from eqpop.estimators import registry
+
         if self.lr_scales is not None and len(self.lr_scales) != self.n_layers + 1:
             raise ValueError(
                 f"lr_scales needs {self.n_layers + 1} values (one per layer, output layer "
@@ -215,6 +258,51 @@ class TrainConfig(BaseModel):
         if self.dataset not in ("digits", "synthetic") and self.data_dir is None:
             raise ValueError(f"dataset {self.dataset} needs data_dir (--data-dir)")
         return self
+
+
+class CompareConfig(NetShape):
+    """One comparison (``eqpop compare``): a net, a batch of the bundled digits and a grid of
+    |beta| and N. The step budgets are the training config's, by the same names."""
+
+    hidden: list[int] | None = Field(
+        default=None, description="hidden widths or conv channels; none: 64,32 (conv 16,32)"
+    )
+
+    dataset: Literal["digits"] = Field(default="digits", description="the bundled digits only")
+    batch: int = Field(default=64, ge=1, description="validation images in the batch")
+    betas: list[float] = Field(
+        default=[0.01, 0.05, 0.1, 0.5, 1.0], description="teaching amplitudes |beta|"
+    )
+    n_points: list[int] = Field(default=[2, 4, 6], description="numbers N of points for hep")
+    t_free: int = Field(default=200, ge=1, description="free-phase steps")
+    t_nudge: int = Field(default=100, ge=1, description="nudged-phase steps")
+    periods: int = Field(default=5, ge=1, description="hep_continuous: periods of the nudge")
+    steps_per_point: int = Field(default=60, ge=1, description="hep_continuous: steps per beta")
+    seed: int = Field(default=0, description="seed of the batch and the net's draw")
+    out: Path = Field(
+        default=Path("reports/compare/compare.parquet"), description="the Parquet file to write"
+    )
+
+    @field_validator("betas")
+    @classmethod
+    def _amplitudes(cls, v: list[float]) -> list[float]:
+        if not v or any(not math.isfinite(b) or b <= 0 for b in v):
+            raise ValueError(f"need finite values > 0, got {v}")
+        return v
+
+    @field_validator("n_points")
+    @classmethod
+    def _points(cls, v: list[int]) -> list[int]:
+        if not v or min(v) < 2:
+            raise ValueError(f"need integers >= 2, got {v}")
+        return v
+
+    @field_validator("out")
+    @classmethod
+    def _parquet(cls, v: Path) -> Path:
+        if v.suffix != ".parquet":
+            raise ValueError(f"must end in .parquet, got {v}")
+        return v
 
 
 def one_line(
@@ -239,6 +327,13 @@ def build_config(**values: Any) -> TrainConfig:
         return TrainConfig(**values)
     except ValidationError as err:
         raise ConfigError(one_line(err)) from None
+
+
+def build_compare(**values: Any) -> CompareConfig:
+    try:
+        return CompareConfig(**values)
+    except ValidationError as err:
+        raise ConfigError(one_line(err, CompareConfig)) from None
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

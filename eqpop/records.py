@@ -263,7 +263,7 @@ _COST = re.compile(r"(?:\s|[A-Za-z_]\w*|\d+(?:\.\d+)?|[-+*/()])+")
 
 
 def check_cost(expr: str) -> str:
-    """``expr`` if it is a plain arithmetic cost expression, else a ValueError."""
+    """``expr`` if it is a plain arithmetic cost expression, else a ``ConfigError``."""
     if not _COST.fullmatch(expr):
         raise ConfigError(f"cost {expr!r}: only config field names, numbers, + - * / and ()")
     return expr

@@ -261,7 +261,14 @@ class Trainer:
             out[f"weight_angle_l{k}"] = angle
         truth = registry.truth("delta").name  # iterated to its tolerance: the true delta
         delta = registry.estimate(
-            self.net, x, y, truth, steps=cfg.t_free, free=free, memory=cfg.solver_memory
+            self.net,
+            x,
+            y,
+            truth,
+            t_free=cfg.t_free,
+            free=free,
+            solver=cfg.solver,
+            anderson_memory=cfg.anderson_memory,
         )
         hyper = self.method.settings(cfg) | ({"free": free} if self.method.free_phase else {})
         mine = self.method.estimate(self.net, x, y, **hyper)

@@ -40,9 +40,9 @@ def main() -> None:
     net = trainer.net.double()
     x, y = trainer.probe[0].double(), trainer.probe[1]
     free = settle(net, x, steps=cfg.t_free)
-    common = dict(steps=cfg.t_free, nudge_steps=cfg.t_nudge, free=free)
-    truth = estimate(net, x, y, "exact", tangent_steps=cfg.t_nudge, **common).error
-    converged = estimate(net, x, y, "exact", tangent_steps=20 * cfg.t_free, **common).error
+    common = dict(t_free=cfg.t_free, t_nudge=cfg.t_nudge, free=free)
+    truth = estimate(net, x, y, "exact", t_adjoint=cfg.t_nudge, **common).error
+    converged = estimate(net, x, y, "exact", t_adjoint=20 * cfg.t_free, **common).error
     gap = " / ".join(f"{r:.3g}" for r in relative_errors(truth, converged))
     print(f"{run} after epoch {trainer.epoch}: free residual {free.residual:.1e}; exact with")
     print(f"t_nudge = {cfg.t_nudge} tangent steps vs converged, per layer: {gap}")

@@ -10,9 +10,9 @@ from eqpop.compare import COLUMNS
 FAST = [
     "--batch",
     "8",
-    "--steps",
+    "--t-free",
     "60",
-    "--nudge-steps",
+    "--t-nudge",
     "40",
     "--periods",
     "1",

@@ -23,7 +23,7 @@ def test_every_estimator_gives_the_cpu_result_on_cuda(name, method):
     net = tiny_net(name)
     x, y = tiny_batch(name)
     hyper = dict(
-        beta=0.3, n_points=4, steps=steps_for(net), nudge_steps=60, periods=2, steps_per_point=40
+        beta=0.3, n_points=4, t_free=steps_for(net), t_nudge=60, periods=2, steps_per_point=40
     )
     on_cpu = estimate(net, x, y, method, **hyper)
     on_gpu = estimate(net.cuda(), x.cuda(), y.cuda(), method, **hyper)

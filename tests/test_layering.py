@@ -1,4 +1,4 @@
-"""The layers of DESIGN.md, checked on every import statement in the package (module level and
+"""The layers of docs/design.md, checked on every import statement in the package (module level and
 inside functions): nothing imports from a layer above its own, only ``population/`` imports Ray
 or Optuna, ``reports/`` reaches neither torch nor Ray nor Optuna, and no module imports itself
 through others. And ``eqpop report`` really starts without torch or Ray."""
@@ -16,7 +16,7 @@ import eqpop
 
 ROOT = Path(eqpop.__file__).parent
 
-#: DESIGN.md's layers, bottom (0) to top; a module takes the layer of its longest prefix here.
+#: docs/design.md's layers, bottom (0) to top; a module takes the layer of its longest prefix here.
 #: ``records`` is the on-disk contract between every writer and the readers: it sits at the
 #: bottom and imports nothing from eqpop above it.
 LAYERS = {
@@ -133,7 +133,7 @@ def test_no_import_cycles():
 def outputs(tmp_path_factory):
     """A compare file and a train run: what ``eqpop report`` reads, made here with torch."""
     root = tmp_path_factory.mktemp("outputs")
-    fast = ["--batch", "8", "--steps", "30", "--nudge-steps", "10", "--periods", "1",
+    fast = ["--batch", "8", "--t-free", "30", "--t-nudge", "10", "--periods", "1",
             "--steps-per-point", "5", "--betas", "0.5", "--n-points", "2", "--quiet"]  # fmt: skip
     from eqpop.cli import main
 
@@ -153,3 +153,18 @@ def test_eqpop_report_loads_neither_torch_nor_ray(outputs):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.split("\n")[-2] == "0 []", done.stdout + done.stderr[-2000:]
     assert (outputs / "rep" / "report.html").is_file()
+
+
+@pytest.mark.parametrize("command", ["", "compare", "train", "study", "report", "compact"])
+def test_no_help_imports_torch_pandas_ray_or_optuna(command):
+    """``eqpop --help`` took ~7 s on a slow day: building every command's flags imported
+    ``eqpop.compare``, and with it torch and pandas."""
+    code = (
+        "import sys; from eqpop.cli import main\n"
+        f"try: main({command.split()!r} + ['--help'])\n"
+        "except SystemExit: pass\n"
+        "print(sorted(m for m in ('torch', 'pandas', 'ray', 'optuna') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout[-500:] + done.stderr[-2000:]
+    assert "usage:" in done.stdout

@@ -122,7 +122,7 @@ def test_training_truth_is_the_limit_of_hep_with_the_same_nudged_phase(small):
     for got, want in zip(hep.error, truth.error):
         torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
     rbp = as_trained("rbp")
-    converged = as_trained("rbp", adjoint_steps=500, rtol=1e-12)
+    converged = as_trained("rbp", t_adjoint=500, rtol=1e-12)
     assert rbp.stats.linear.steps == 4 and converged.stats.linear.steps > 4
 
 

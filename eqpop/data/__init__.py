@@ -1,7 +1,7 @@
 """Data sets, each read from its own published format and checked; registered by name.
 
 Every loader is ``f(data_dir) -> Split``; a missing or corrupt file is a ``DataError`` (a
-``ValueError``) whose message starts with the file's path.
+``UserError``: one line, exit 2) whose message starts with the file's path.
 """
 
 from __future__ import annotations

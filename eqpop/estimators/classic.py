@@ -18,17 +18,16 @@ def classic(
     y: Tensor,
     *,
     beta: float = 0.1,
-    steps: int = 100,
-    nudge_steps: int = 20,
+    t_free: int = 100,
+    t_nudge: int = 20,
     free: Settled | None = None,
 ) -> Estimate:
-    free = free_phase(net, x, steps, free)
+    free = free_phase(net, x, t_free, free)
     start = time.perf_counter()
-    nudged = settle(net, free.inputs, y, beta=beta, steps=nudge_steps, state=free.state)
+    nudged = settle(net, free.inputs, y, beta=beta, steps=t_nudge, state=free.state)
     s0, sb = net.activate(free.state), net.activate(nudged.state)
     error = tuple(-(b - a) / beta for a, b in zip(s0, sb))
     return finish(net, x, y, free, error, start, nudge=nudged.phase)
 
 
-_CONFIG = {"beta": "beta", "steps": "t_free", "nudge_steps": "t_nudge"}
-register(Method("classic", classic, _CONFIG, cost="t_free + t_nudge", order=10))
+register(Method("classic", classic, cost="t_free + t_nudge", order=10))

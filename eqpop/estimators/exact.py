@@ -26,24 +26,23 @@ def exact(
     x: Tensor | Inputs,
     y: Tensor,
     *,
-    steps: int = 100,
-    tangent_steps: int | None = None,
+    t_free: int = 100,
+    t_adjoint: int | None = None,
     rtol: float = 1e-6,
     free: Settled | None = None,
 ) -> Estimate:
-    """``tangent_steps`` caps the tangent iteration (default 10 x ``steps``); it stops earlier
+    """``t_adjoint`` caps the tangent iteration (default 10 x ``t_free``); it stops earlier
     once converged to ``rtol``."""
-    free = free_phase(net, x, steps, free)
+    free = free_phase(net, x, t_free, free)
     start = time.perf_counter()
     u, inputs = free.state, free.inputs
     zero = torch.zeros((), dtype=inputs.x.dtype, device=inputs.x.device)
     one = torch.ones_like(zero)
     _, source = torch.func.jvp(lambda b: net.step(u, inputs, b, y), (zero,), (one,))
     tangent_map = jvp_operator(lambda *w: net.step(w, inputs), u)
-    v, tangent = solve_linear(tangent_map, source, tangent_steps or 10 * steps, rtol)
+    v, tangent = solve_linear(tangent_map, source, t_adjoint or 10 * t_free, rtol)
     error = tuple(-d for d in activated_tangent(net, u, v))
     return finish(net, x, y, free, error, start, linear=tangent)
 
 
-_CONFIG = {"steps": "t_free", "tangent_steps": "adjoint_steps"}
-register(Method("exact", exact, _CONFIG, cost="2 * t_free", order=40, truth="d_beta"))
+register(Method("exact", exact, cost="2 * t_free", order=40, truth="d_beta"))

@@ -42,20 +42,20 @@ def hep(
     *,
     beta: float = 0.1,
     n_points: int = 2,
-    steps: int = 100,
-    nudge_steps: int = 20,
+    t_free: int = 100,
+    t_nudge: int = 20,
     free: Settled | None = None,
-    nonfinite: str = "keep",
+    nudge_nonfinite: str = "keep",
 ) -> Estimate:
-    """``nonfinite="zero"`` sets the entries of a nudged point's activated state that blew up
+    """``nudge_nonfinite="zero"`` sets the entries of a nudged point's activated state that blew up
     (NaN or infinite: a complex nudge that met a pole of the activation) to zero, as the
     papers' reference code does (``nan_to_num``; infinities zeroed too, where it keeps them
     as +-3.4e38); the sample's estimate then misses that point's term but the batch trains on.
     "keep" leaves them, and the run stops as diverged. The nudged phase reports NON_FINITE
     either way."""
-    if nonfinite not in ("keep", "zero"):
-        raise ValueError(f"hep: nonfinite must be 'keep' or 'zero', got {nonfinite!r}")
-    free = free_phase(net, x, steps, free)
+    if nudge_nonfinite not in ("keep", "zero"):
+        raise ValueError(f"hep: nudge_nonfinite must be 'keep' or 'zero', got {nudge_nonfinite!r}")
+    free = free_phase(net, x, t_free, free)
     start = time.perf_counter()
     points, weights = cauchy_points(beta, n_points)
     inputs = free.inputs
@@ -68,12 +68,12 @@ def hep(
         inputs.repeat(k),
         tile(y, k),
         beta=betas.repeat_interleave(b),
-        steps=nudge_steps,
+        steps=t_nudge,
         state=tuple(tile(u, k).to(dtype) for u in free.state),
     )
     s0 = net.activate(free.state)
     s_nudged = net.activate(nudged.state)
-    if nonfinite == "zero":
+    if nudge_nonfinite == "zero":
         s_nudged = tuple(torch.where(torch.isfinite(s), s, 0) for s in s_nudged)
     error: State = tuple(
         -sum(
@@ -87,11 +87,4 @@ def hep(
 
 
 # N/2 + 1 points are settled (the others are their conjugates), each for t_nudge steps
-_CONFIG = {
-    "beta": "beta",
-    "n_points": "n_points",
-    "steps": "t_free",
-    "nudge_steps": "t_nudge",
-    "nonfinite": "nudge_nonfinite",
-}
-register(Method("hep", hep, _CONFIG, cost="t_free + (n_points // 2 + 1) * t_nudge", order=20))
+register(Method("hep", hep, cost="t_free + (n_points // 2 + 1) * t_nudge", order=20))

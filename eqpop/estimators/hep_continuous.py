@@ -86,6 +86,5 @@ def hep_continuous(
 
 
 # a period: N values of beta, each held for steps_per_point steps
-_CONFIG = {k: k for k in ("beta", "n_points", "periods", "steps_per_point", "sample")}
 _COST = "periods * n_points * steps_per_point"
-register(Method("hep_continuous", hep_continuous, _CONFIG, cost=_COST, order=30))
+register(Method("hep_continuous", hep_continuous, cost=_COST, order=30))

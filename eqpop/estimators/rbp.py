@@ -22,23 +22,24 @@ def rbp(
     x: Tensor | Inputs,
     y: Tensor,
     *,
-    steps: int = 100,
-    adjoint_steps: int | None = None,
+    t_free: int = 100,
+    t_adjoint: int | None = None,
     rtol: float = 1e-6,
     free: Settled | None = None,
-    memory: int = 0,
+    solver: str = "plain",
+    anderson_memory: int = 5,
 ) -> Estimate:
-    """``adjoint_steps`` caps the adjoint iteration (default 10 x ``steps``); it stops earlier
-    once converged to ``rtol``, Anderson-accelerated with ``memory`` > 0."""
-    free = free_phase(net, x, steps, free)
+    """``t_adjoint`` caps the adjoint iteration (default 10 x ``t_free``); it stops earlier
+    once converged to ``rtol``, Anderson-accelerated (``anderson_memory``) under
+    ``solver="anderson"``."""
+    free = free_phase(net, x, t_free, free)
     start = time.perf_counter()
     source = tuple(net.dt * c for c in loss_cotangent(net, free.state, y))
     _, pullback = torch.func.vjp(lambda *u: net.step(u, free.inputs), *free.state)
-    cap = adjoint_steps or 10 * steps
-    w, adjoint = solve_linear(pullback, source, cap, rtol, memory=memory)
+    memory = anderson_memory if solver == "anderson" else 0
+    w, adjoint = solve_linear(pullback, source, t_adjoint or 10 * t_free, rtol, memory=memory)
     return finish(net, x, y, free, w, start, linear=adjoint)
 
 
 # in training, the adjoint iteration is counted as long as the free phase
-_CONFIG = {"steps": "t_free", "adjoint_steps": "adjoint_steps", "memory": "solver_memory"}
-register(Method("rbp", rbp, _CONFIG, cost="2 * t_free", order=50, truth="delta"))
+register(Method("rbp", rbp, cost="2 * t_free", order=50, truth="delta"))

@@ -14,7 +14,7 @@ entry point names a module that calls ``register`` when imported (Ray actors loa
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Literal
@@ -38,17 +38,17 @@ Truth = Literal["delta", "d_beta"]
 class Method:
     """One estimator ``estimate(net, x, y, **hyper) -> Estimate``.
 
-    ``config`` maps its keyword hyperparameters to the training-config attributes that set them
-    in training. ``cost`` is its settling steps per training sample and batch, an arithmetic
-    expression over config fields (the reports' compute axis evaluates it on each trial's
-    config). ``order`` places it in tables and legends; ``truth`` marks a ground truth. Whether
-    it runs from a free phase, takes beta or takes N is read off its signature (keywords
-    ``free``, ``beta``, ``n_points``).
+    Its keyword hyperparameters are named as the training-config fields that set them in
+    training (``t_free``, ``t_nudge``, ``beta``, ...): one vocabulary, no renaming; a keyword no
+    config field has (``rtol``) keeps its default there. ``cost`` is its settling steps per
+    training sample and batch, an arithmetic expression over config fields (the reports'
+    compute axis evaluates it on each trial's config). ``order`` places it in tables and
+    legends; ``truth`` marks a ground truth. Whether it runs from a free phase, takes beta or
+    takes N is read off its signature (keywords ``free``, ``beta``, ``n_points``).
     """
 
     name: str
     estimate: Callable[..., Estimate]
-    config: Mapping[str, str]
     cost: str
     order: int
     label: str = ""
@@ -60,9 +60,6 @@ class Method:
         keywords = frozenset(p.name for p in params if p.kind is p.KEYWORD_ONLY)
         object.__setattr__(self, "hyper", keywords)
         object.__setattr__(self, "label", self.label or self.name)
-        unknown = set(self.config) - keywords
-        if unknown:
-            raise ValueError(f"{self.name}: config maps {sorted(unknown)}, not its keywords")
         check_cost(self.cost)
 
     @property
@@ -81,8 +78,9 @@ class Method:
         return "n_points" in self.hyper
 
     def settings(self, cfg: Any) -> dict[str, Any]:
-        """Its hyperparameters as a training config sets them."""
-        return {key: getattr(cfg, attr) for key, attr in self.config.items()}
+        """Its hyperparameters as a training config sets them: every keyword that is one of
+        the config's fields."""
+        return {key: getattr(cfg, key) for key in self.hyper if key in type(cfg).model_fields}
 
     def describe(self) -> dict[str, Any]:
         """What a report needs to know about the method, as plain JSON values."""

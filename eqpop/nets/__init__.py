@@ -19,7 +19,7 @@ NETS: dict[str, Callable[..., EquilibriumNet]] = {
 
 
 def get_net(name: str, **kwargs) -> EquilibriumNet:
-    """Build a registered net; an unknown name is a ``ValueError`` listing the known ones."""
+    """Build a registered net; an unknown name is a ``ConfigError`` listing the known ones."""
     if name not in NETS:
         raise ConfigError(f"unknown net {name!r}; choose one of {', '.join(NETS)}")
     return NETS[name](**kwargs)

@@ -1,5 +1,5 @@
 """What a report knows about each estimator: the descriptions its writers stored beside the data
-(``schema.with_methods``, from the method registry), so that a report needs neither torch nor
+(``records.with_methods``, from the method registry), so that a report needs neither torch nor
 the plug-in that made an estimate.
 
 A method without a description (output of an older eqpop, a hand-made frame) gets plain

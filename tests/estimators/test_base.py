@@ -22,7 +22,7 @@ def test_every_estimator_reports_the_same_fields(method):
     x, y = tiny_batch("mlp")
     steps = steps_for(net)
     free = settle(net, x, steps=steps)
-    hyper = dict(beta=0.1, n_points=4, steps=steps, nudge_steps=steps, periods=2,
+    hyper = dict(beta=0.1, n_points=4, t_free=steps, t_nudge=steps, periods=2,
                  steps_per_point=40, free=free)  # fmt: skip
     est = registry.estimate(net, x, y, method, **hyper)
     chosen = registry.get(method)

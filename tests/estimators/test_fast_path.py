@@ -17,7 +17,7 @@ TOLERANCE = {torch.float64: dict(rtol=1e-10, atol=1e-12), torch.float32: dict(rt
 def _estimate(net, x, y, method):
     steps = steps_for(net) // 3
     free = settle(net, x, steps=steps)
-    hyper = dict(beta=0.2, n_points=4, steps=steps, nudge_steps=20, periods=1,
+    hyper = dict(beta=0.2, n_points=4, t_free=steps, t_nudge=20, periods=1,
                  steps_per_point=10, free=free)  # fmt: skip
     return registry.estimate(net, x, y, method, **hyper)
 

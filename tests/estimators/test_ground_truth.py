@@ -29,7 +29,8 @@ def test_rbp_equals_the_implicit_solve(arch, memory):
     if memory:
         free = settle(net, x, steps=10 * steps, tol=1e-14, memory=memory)
         assert free.steps < steps and int(free.status) == Status.OK
-    est = estimate(net, x, y, "rbp", steps=steps, free=free, rtol=1e-13, memory=memory)
+    solver = {"solver": "anderson", "anderson_memory": memory} if memory else {}
+    est = estimate(net, x, y, "rbp", t_free=steps, free=free, rtol=1e-13, **solver)
     assert int(est.stats.status) == Status.OK
     for got, want in zip(est.error, implicit_delta(net, x, y, free.state)):
         torch.testing.assert_close(got, want, rtol=1e-7, atol=1e-10)
@@ -41,7 +42,7 @@ def test_rbp_equals_the_implicit_solve(arch, memory):
 
 def test_exact_equals_the_dense_forward_solve(arch):
     net, x, y, steps, free = _setup(arch)
-    est = estimate(net, x, y, "exact", steps=steps, free=free, rtol=1e-13)
+    est = estimate(net, x, y, "exact", t_free=steps, free=free, rtol=1e-13)
     for got, want in zip(est.error, dense_exact(net, x, y, free.state)):
         torch.testing.assert_close(got, want, rtol=1e-7, atol=1e-10)
 
@@ -49,10 +50,10 @@ def test_exact_equals_the_dense_forward_solve(arch):
 @pytest.mark.parametrize("beta", [0.05, 0.5])
 def test_hep_bias_falls_with_n(arch, beta):
     net, x, y, steps, free = _setup(arch)
-    truth = estimate(net, x, y, "exact", steps=steps, free=free, rtol=1e-13).error
+    truth = estimate(net, x, y, "exact", t_free=steps, free=free, rtol=1e-13).error
     errs = [
         _total_rel(
-            estimate(net, x, y, "hep", beta=beta, n_points=n, nudge_steps=steps, free=free).error,
+            estimate(net, x, y, "hep", beta=beta, n_points=n, t_nudge=steps, free=free).error,
             truth,
         )
         for n in (2, 4, 6)
@@ -69,15 +70,15 @@ def test_imag_ratio_flags_a_circle_that_reaches_the_activations_poles():
     """Small |beta|: the complex states stay in the analytic strip and N = 4 is exact to
     |beta|^4/5!; a |beta| large enough to push Im u past the poles breaks the estimate."""
     net, x, y, steps, free = _setup("mlp")
-    truth = estimate(net, x, y, "exact", steps=steps, free=free, rtol=1e-13).error
+    truth = estimate(net, x, y, "exact", t_free=steps, free=free, rtol=1e-13).error
     runs = {
-        b: estimate(net, x, y, "hep", beta=b, n_points=4, nudge_steps=steps, free=free)
+        b: estimate(net, x, y, "hep", beta=b, n_points=4, t_nudge=steps, free=free)
         for b in (0.5, 30.0)
     }
     ratio = {b: float(est.stats.imag_ratio) for b, est in runs.items()}
     assert ratio[0.5] < 1 and _total_rel(runs[0.5].error, truth) < 1e-2
     assert ratio[30.0] > 1 and _total_rel(runs[30.0].error, truth) > 0.1
-    real = estimate(net, x, y, "hep", beta=30.0, n_points=2, nudge_steps=steps, free=free)
+    real = estimate(net, x, y, "hep", beta=30.0, n_points=2, t_nudge=steps, free=free)
     assert float(real.stats.imag_ratio) == 0.0
 
 
@@ -92,7 +93,15 @@ def test_zeroing_a_blown_up_nudge_makes_the_estimate_finite_and_changes_nothing_
     def runs(beta: float) -> dict:
         return {
             nf: estimate(
-                net, x, y, "hep", beta=beta, n_points=4, nudge_steps=steps, free=free, nonfinite=nf
+                net,
+                x,
+                y,
+                "hep",
+                beta=beta,
+                n_points=4,
+                t_nudge=steps,
+                free=free,
+                nudge_nonfinite=nf,
             )
             for nf in ("keep", "zero")
         }
@@ -108,9 +117,9 @@ def test_zeroing_a_blown_up_nudge_makes_the_estimate_finite_and_changes_nothing_
 
 def test_classic_is_worse_than_hep_n2_at_large_beta(arch):
     net, x, y, steps, free = _setup(arch)
-    truth = estimate(net, x, y, "exact", steps=steps, free=free, rtol=1e-13).error
+    truth = estimate(net, x, y, "exact", t_free=steps, free=free, rtol=1e-13).error
     # for the PCN, |beta| = 0.5 is close to where u*(beta) stops being analytic (see above)
-    kw = dict(beta=0.2 if arch == "pcn" else 0.5, nudge_steps=steps, free=free)
+    kw = dict(beta=0.2 if arch == "pcn" else 0.5, t_nudge=steps, free=free)
     classic = _total_rel(estimate(net, x, y, "classic", **kw).error, truth)
     hep2 = _total_rel(estimate(net, x, y, "hep", n_points=2, **kw).error, truth)
     assert hep2 < 0.5 * classic
@@ -121,7 +130,7 @@ def test_hep_continuous_approaches_exact_as_periods_grow():
     the estimate is the N-point Cauchy sum from the first period on; read at every step, the
     transients bias it and only more periods average them away."""
     net, x, y, steps, free = _setup("mlp")
-    truth = estimate(net, x, y, "exact", steps=steps, free=free, rtol=1e-13)
+    truth = estimate(net, x, y, "exact", t_free=steps, free=free, rtol=1e-13)
 
     def errors(sample: str) -> list[float]:
         return [
@@ -152,18 +161,18 @@ def test_symmetric_nets_hep_matches_rbp(arch):
     if arch == "output-feedback":
         pytest.skip("has no tied form")
     net, x, y, steps, free = _setup(arch, symmetric=True)
-    rbp = estimate(net, x, y, "rbp", steps=steps, free=free, rtol=1e-13)
+    rbp = estimate(net, x, y, "rbp", t_free=steps, free=free, rtol=1e-13)
     for n in (4, 6):
-        hep = estimate(net, x, y, "hep", beta=0.1, n_points=n, nudge_steps=steps, free=free)
+        hep = estimate(net, x, y, "hep", beta=0.1, n_points=n, t_nudge=steps, free=free)
         assert min(float(c) for c in layer_cosines(hep.error, rbp.error)) > 0.9999
         assert grad_cosine(hep.grads, rbp.grads) > 0.9999
-    exact = estimate(net, x, y, "exact", steps=steps, free=free, rtol=1e-13)
+    exact = estimate(net, x, y, "exact", t_free=steps, free=free, rtol=1e-13)
     assert max(relative_errors(exact.error, rbp.error)) < 1e-8
 
 
 def test_grads_are_ready_for_an_optimiser():
     net, x, y, steps, free = _setup("mlp")
-    est = estimate(net, x, y, "hep", beta=0.1, n_points=4, nudge_steps=steps, free=free)
+    est = estimate(net, x, y, "hep", beta=0.1, n_points=4, t_nudge=steps, free=free)
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
     for name, p in net.named_parameters():
         assert est.grads[name].shape == p.shape and est.grads[name].dtype == p.dtype
@@ -189,8 +198,8 @@ def test_signed_classic_nudges_approach_exact_and_average_to_hep_n2(arch):
     beta > 0): each one-sided estimate is biased at O(beta) with opposite signs, both approach
     the exact derivative as |beta| shrinks, and their mean is the symmetric N = 2 estimate."""
     net, x, y, steps, free = _setup(arch)
-    truth = estimate(net, x, y, "exact", steps=steps, free=free, rtol=1e-13).error
-    kw = dict(nudge_steps=steps, free=free)
+    truth = estimate(net, x, y, "exact", t_free=steps, free=free, rtol=1e-13).error
+    kw = dict(t_nudge=steps, free=free)
     for sign in (1, -1):
         errs = [
             _total_rel(estimate(net, x, y, "classic", beta=sign * b, **kw).error, truth)

@@ -32,8 +32,8 @@ def outputs(ray_address, tmp_path_factory):
     run_study(spec, progress=False)
     cfg = CompareConfig(
         batch=8,
-        steps=60,
-        nudge_steps=30,
+        t_free=60,
+        t_nudge=30,
         betas=(0.1, 0.5),
         n_points=(2, 4),
         periods=1,
