@@ -16,7 +16,6 @@ from eqpop.config import TrainConfig
 from eqpop.data import Split, load_dataset
 from eqpop.dynamics import Status
 from eqpop.population.outcome import Started, Trained
-from eqpop.population.probe import probe_rows
 from eqpop.population.spec import Probe
 from eqpop.train import Diverged, Trainer
 
@@ -65,7 +64,7 @@ class TrialActor:
             busy = time.perf_counter() - start
             return Trained(None, [], busy, Status.NON_FINITE, None, str(err))
         due = trainer.epoch % self.probe.every == 0 or trainer.epoch == trainer.cfg.epochs
-        rows = probe_rows(trainer, self.probe) if due else []
+        rows = trainer.probe_rows(self.probe) if due else []
         health = trainer.health
         busy = time.perf_counter() - start
         return Trained(record, rows, busy, health.status, health.free_residual)

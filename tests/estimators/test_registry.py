@@ -18,7 +18,6 @@ from eqpop.data import load_dataset
 from eqpop.estimators import registry
 from eqpop.estimators.base import Diagnostics, Estimate
 from eqpop.estimators.classic import classic
-from eqpop.population.probe import probe_rows
 from eqpop.population.spec import Probe
 from eqpop.reports import load
 from eqpop.train import Trainer
@@ -71,7 +70,7 @@ def test_a_new_method_runs_through_compare_training_probe_and_report(with_centre
     trainer = Trainer(cfg, None, load_dataset("digits"))
     record = trainer.run_epoch()
     assert 0 <= record["val_error"] <= 1 and trainer.health.free_residual is not None
-    rows = probe_rows(trainer, Probe(batch=6, betas=[0.5], n_points=[2]))
+    rows = trainer.probe_rows(Probe(batch=6, betas=[0.5], n_points=[2]))
     assert {(r["method"], r["init_ep"]) for r in rows if r["method"] == "centred"} == {
         ("centred", False), ("centred", True)}  # fmt: skip
 

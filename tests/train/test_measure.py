@@ -6,7 +6,6 @@ import torch
 
 from eqpop.config import build_config
 from eqpop.data import load_dataset
-from eqpop.population.probe import probe_rows
 from eqpop.population.spec import Probe
 from eqpop.train import Trainer
 
@@ -25,7 +24,7 @@ def test_probe_rows_cover_every_estimator_and_init_ep_variants():
     )
     trainer = Trainer(cfg, None, load_dataset("digits"))
     before = {k: v.clone() for k, v in trainer.net.state_dict().items()}
-    rows = probe_rows(trainer, Probe(batch=6, betas=[0.1, 0.5], n_points=[2, 4]))
+    rows = trainer.probe_rows(Probe(batch=6, betas=[0.1, 0.5], n_points=[2, 4]))
     for k, v in trainer.net.state_dict().items():
         assert torch.equal(v, before[k])  # measured on a copy
     keys = {(r["method"], r["beta"], r["n_points"], r["init_ep"]) for r in rows}

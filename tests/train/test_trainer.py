@@ -94,7 +94,7 @@ def test_the_papers_options_reach_the_run(small):
         method="classic", beta=-0.5, init="lecun_normal", inputs="unit", train_subset=96, epochs=1
     )
     trainer = Trainer(cfg, None, small)
-    assert trainer._hyper()["beta"] == -0.5
+    assert trainer.step.settings["beta"] == -0.5
     assert len(trainer.batches) * cfg.batch_size == 96
     x, _ = next(iter(trainer.batches))
     assert float(x.min()) >= 0 and float(x.max()) <= 1 and float(x.max()) > 0.5
