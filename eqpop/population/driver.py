@@ -202,11 +202,14 @@ class Driver:
             return False
         if self.failures.exceeded or self.halt:
             return False
+        if self.spec.sampler == "grid" and not self.store.waiting():  # every cell taken
+            return False
         return self.store.finished() + len(self.running) < self.spec.trials
 
     def _launch(self, actor: int) -> None:
         trial = self.store.ask(actor)
-        drawn = self.spec.draw(trial)
+        grid = self.spec.sampler == "grid"
+        drawn = self.spec.draw(trial, self.store.fixed(trial) if grid else None)
         cfg = self.spec.train_config(drawn)
         run_dir = str(run_folder(self.spec.out, trial.user_attrs["run"]))
         ref = self.pool.start(actor, cfg, run_dir, self.spec.probe.model_dump())
@@ -294,6 +297,10 @@ class Driver:
             self.events.say("repaired", note)
         self.sink.open()
         self.recover()
+        if spec.sampler == "grid":
+            queued = self.store.queue(spec.grid())
+            if queued:
+                self.events.say("queued", f"{queued} grid cells queued")
         self.pool = ActorPool(spec)
         deadline = time.monotonic() + spec.timeout if spec.timeout else None
         start = time.monotonic()

@@ -124,7 +124,16 @@ class StudyConfig(BaseModel):
         description="seconds the study waits with no actor placed (the cluster shrank below "
         "one actor's resources) before it stops",
     )
-    sampler: Literal["tpe", "random"] = "tpe"
+    sampler: Literal["tpe", "random", "grid"] = Field(
+        default="tpe",
+        description="tpe or random: draw from the space; grid: run every cell once (the "
+        "space's choices crossed, times each of ``cells``), as the papers' tables",
+    )
+    cells: list[dict[str, Choice]] = Field(
+        default=[],
+        description="grid: settings fixed per cell (one dict of training config fields "
+        "each), every one crossed with the space's choices",
+    )
     seed: int = 0
     pruner: Literal["median", "successive_halving", "hyperband", "none"] = "median"
     pruner_warmup: int = Field(default=2, ge=0, description="epochs before a trial may be pruned")
@@ -166,18 +175,70 @@ class StudyConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> StudyConfig:
-        for where, fields in (("base", self.base), ("space", self.space)):
+        cell_fields = {field for cell in self.cells for field in cell}
+        for where, fields in (("base", self.base), ("space", self.space), ("cells", cell_fields)):
             for field in fields:
                 if field not in TrainConfig.model_fields:
                     raise ValueError(f"{where}.{field}: not a training config field")
         for name, p in self.space.items():
             for other in p.when or {}:
-                if other not in self.space:
+                if other not in self.space and other not in cell_fields:
                     raise ValueError(f"space.{name}.when: {other} is not searched")
+        self._check_grid(cell_fields)
         self.train_config({})  # the base alone must be a valid run
         if self.out is None:
             self.out = Path("reports") / self.name
         return self
+
+    def _check_grid(self, cell_fields: set[str]) -> None:
+        if self.sampler != "grid":
+            if self.cells:
+                raise ValueError("cells: only a grid (sampler: grid) has cells")
+            return
+        for name, p in self.space.items():
+            if p.choices is None:
+                raise ValueError(f"space.{name}: a grid needs choices, not a range")
+        both = cell_fields & set(self.space)
+        if both:
+            raise ValueError(f"cells: {', '.join(sorted(both))} is in the space too")
+        if "pruner" not in self.model_fields_set:
+            self.pruner = "none"  # a table's every cell trains to the end
+        size = len(self.grid())
+        if "trials" not in self.model_fields_set:
+            self.trials = size
+        elif self.trials > size:
+            raise ValueError(f"trials: the grid has {size} cells, got {self.trials}")
+        for cell in self.grid():
+            self.train_config(cell)  # every cell must be a valid run
+
+    def grid(self) -> list[dict[str, Choice]]:
+        """A grid's cells, in order: each of ``cells`` (or one empty one) crossed with the
+        space's choices, a field left out where its ``when`` does not hold; no cell twice."""
+        found: list[dict[str, Choice]] = []
+        partial = [dict(cell) for cell in self.cells or [{}]]
+        for name, p in self.space.items():
+            grown = []
+            for cell in partial:
+                if p.when and any(cell.get(k) not in vals for k, vals in p.when.items()):
+                    grown.append(cell)
+                else:
+                    grown += [{**cell, name: choice} for choice in p.choices]
+            partial = grown
+        for cell in partial:
+            if cell not in found:
+                found.append(cell)
+        return found
+
+    def searched(self) -> dict[str, Param]:
+        """Every field a trial's settings may name: the space, and for a grid each field of
+        its cells as a choice among the values the cells give it."""
+        fixed: dict[str, list[Choice]] = {}
+        for cell in self.cells:
+            for field, value in cell.items():
+                values = fixed.setdefault(field, [])
+                if value not in values:
+                    values.append(value)
+        return {**self.space, **{f: Param(choices=values) for f, values in fixed.items()}}
 
     def train_config(self, drawn: dict[str, Any]) -> TrainConfig:
         base = {**(PRESETS[self.preset] if self.preset else {}), **self.base}
@@ -186,9 +247,15 @@ class StudyConfig(BaseModel):
         except ConfigError as err:
             raise ValueError(f"base: {err}") from None
 
-    def draw(self, trial: Any) -> dict[str, Any]:
-        """The trial's config values, honouring ``when`` (fields in the order given)."""
+    def draw(self, trial: Any, fixed: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The trial's config values, honouring ``when`` (fields in the order given); a grid
+        trial's are the cell it was queued with (``fixed``), suggested as Optuna params."""
         drawn: dict[str, Any] = {}
+        if self.sampler == "grid":
+            for name, p in self.searched().items():
+                if name in (fixed or {}):
+                    drawn[name] = p.suggest(trial, name)
+            return drawn
         for name, p in self.space.items():
             if p.when and any(drawn.get(k) not in vals for k, vals in p.when.items()):
                 continue
@@ -196,7 +263,8 @@ class StudyConfig(BaseModel):
         return drawn
 
     def param_types(self) -> dict[str, pa.DataType]:
-        return {k: v for name, p in self.space.items() for k, v in p.arrow_types(name).items()}
+        searched = self.searched().items()
+        return {k: v for name, p in searched for k, v in p.arrow_types(name).items()}
 
     @property
     def storage_url(self) -> str:

@@ -79,7 +79,7 @@ def sampler_seed(seed: int, stored: int) -> int:
 
 def make_sampler(spec: StudyConfig, stored: int = 0) -> optuna.samplers.BaseSampler:
     seed = sampler_seed(spec.seed, stored)
-    if spec.sampler == "random":
+    if spec.sampler in ("random", "grid"):  # a grid's trials are all queued (``queue``)
         return optuna.samplers.RandomSampler(seed=seed)
     startup = min(10, max(4, spec.trials // 3))
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, constant_liar=True)
@@ -224,7 +224,7 @@ def drop_records(path: Path, first: int) -> int:
 def space_distributions(spec: StudyConfig) -> dict[str, BaseDistribution]:
     """The Optuna distributions the study's space draws from (as ``Param.suggest`` does)."""
     out: dict[str, BaseDistribution] = {}
-    for name, p in spec.space.items():
+    for name, p in spec.searched().items():
         if p.choices is not None:
             out[name] = CategoricalDistribution(p.choices)
             continue
@@ -312,6 +312,23 @@ class TrialStore:
         trial.set_user_attr("actor", actor)
         trial.set_user_attr("run", int(trial.user_attrs.get("run", trial.number)))
         return trial
+
+    def fixed(self, trial: optuna.Trial) -> dict[str, Any]:
+        """The params ``trial`` was queued with (a grid's cell, a retry's), if any."""
+        return self.frozen(trial.number).system_attrs.get("fixed_params", {})
+
+    def queue(self, cells: list[dict[str, Any]]) -> int:
+        """Queue every grid cell no trial has (in any state, a retry's included): Optuna's
+        ``enqueue_trial``, so that concurrent asks never take a cell twice (a GridSampler
+        may, and cannot leave out a field whose ``when`` fails). How many were queued."""
+        before = len(self.study.get_trials(deepcopy=False))
+        for cell in cells:
+            self.study.enqueue_trial(cell, skip_if_exists=True)
+        return len(self.study.get_trials(deepcopy=False)) - before
+
+    def waiting(self) -> int:
+        """Queued trials not yet asked for."""
+        return len(self.trials((TrialState.WAITING,)))
 
     def frozen(self, number: int) -> FrozenTrial:
         trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
