@@ -66,7 +66,7 @@ def _checked(model: Any, name: str, convert: Callable[[str], Any]) -> Callable[[
     return parse
 
 
-def add_field_flags(
+def _add_field_flags(
     p: argparse.ArgumentParser | argparse._ActionsContainer,
     model: Any,
     names: Sequence[str],
@@ -94,10 +94,10 @@ def _add_compare(p: argparse.ArgumentParser) -> None:
 
     tie = ("symmetric", "asymmetry_angle")
     unset = argparse.SUPPRESS  # CompareConfig's defaults apply
-    add_field_flags(
+    _add_field_flags(
         p, CompareConfig, [n for n in CompareConfig.model_fields if n not in tie], unset
     )
-    add_field_flags(p.add_mutually_exclusive_group(), CompareConfig, tie, unset)
+    _add_field_flags(p.add_mutually_exclusive_group(), CompareConfig, tie, unset)
     p.add_argument("--quiet", action="store_true", help="no progress bar, no table")
     p.set_defaults(run=_run_compare)
 
@@ -143,7 +143,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="TOML or YAML file of config fields")
     from eqpop.config import TrainConfig
 
-    add_field_flags(p, TrainConfig, _TRAIN_FLAGS)
+    _add_field_flags(p, TrainConfig, _TRAIN_FLAGS)
     p.add_argument(
         "--set",
         action="append",

@@ -21,10 +21,9 @@ from eqpop.errors import ConfigError
 from eqpop.estimators import Estimate, registry
 from eqpop.metrics import grad_cosine, layer_cosines, relative_errors
 from eqpop.nets import EquilibriumNet, net_for_data
-from eqpop.records import MEASURES, with_methods
+from eqpop.records import COMPARE_COLUMNS, MEASURES, with_methods
 from eqpop.rng import drawing_from
 
-COLUMNS = [*MEASURES, "net", "dataset", "seed"]
 #: one estimate of a grid: (method, |beta| or None, N or None)
 Run = tuple[str, float | None, int | None]
 
@@ -158,7 +157,7 @@ def run_compare(cfg: CompareConfig, progress: bool = True) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=MEASURES).assign(
         net=cfg.net, dataset=cfg.dataset, seed=cfg.seed
     )
-    return with_methods(typed(frame)[COLUMNS], registry.describe())
+    return with_methods(typed(frame)[COMPARE_COLUMNS], registry.describe())
 
 
 def typed(frame: pd.DataFrame) -> pd.DataFrame:

@@ -165,6 +165,9 @@ MEASURES = [
     "imag_ratio",
 ]
 
+#: the columns of a compare file (``eqpop compare``): the measurements and what was measured
+COMPARE_COLUMNS = [*MEASURES, "net", "dataset", "seed"]
+
 #: the Trainer's per-epoch record, as float columns (integers such as ``epoch`` aside)
 METRIC_FIELDS = [
     "train_loss",

@@ -5,7 +5,7 @@ import pytest
 from conftest import assert_usage_error
 
 from eqpop.cli import main
-from eqpop.compare import COLUMNS
+from eqpop.records import COMPARE_COLUMNS as COLUMNS
 
 FAST = [
     "--batch",

@@ -62,3 +62,24 @@ def test_each_script_help_names_itself_and_its_defaults(name):
     assert done.returncode == 0 and done.stdout.startswith(f"usage: {name}.py ")
     assert "[study]" not in done.stdout and f"reports/{name}" in done.stdout
     assert "join the Ray cluster of this machine" in " ".join(done.stdout.split())
+
+
+TABLES = sorted((SCRIPTS / "tables").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", TABLES, ids=[p.stem for p in TABLES])
+def test_each_paper_table_is_a_valid_grid_study(path):
+    """The study files of docs/results.md's tables: each a grid whose every cell is a valid
+    run (a Fashion-MNIST or MNIST one given its data folder, as the user's --data-dir does)."""
+    import yaml
+
+    from eqpop.config import TrainConfig
+    from eqpop.population.spec import build_study
+
+    values = yaml.safe_load(path.read_text())
+    if values["preset"] != "digits-mlp":
+        values.setdefault("base", {})["data_dir"] = str(path.parent)
+    spec = build_study(**values)
+    assert spec.sampler == "grid" and spec.pruner == "none" and spec.trials == len(spec.grid())
+    assert all(isinstance(spec.train_config(cell), TrainConfig) for cell in spec.grid())
+    assert {"seed": 2} in [{k: v for k, v in c.items() if k == "seed"} for c in spec.grid()]

@@ -73,6 +73,8 @@ TABLE_NOTES = {
     "table1": "Complete trials only; a cell is mean ± std over the trials in it (n). Studies "
     "draw |beta| continuously, so their columns are |beta| ranges.",
     "table2": "Final epoch of each complete trial; 'with homeostasis' means lambda_homeo > 0.",
+    "cells": "Grid studies only (sampler: grid): one row per cell of settings (the seed "
+    "aside), its complete trials' last epoch; n counts the seeds.",
     "importances": "Optuna's get_param_importances over the complete trials of each study: "
     "how much each parameter tells good trials from the rest. Few trials, or conditional "
     "parameters (N is drawn only for hep), make these rough.",
@@ -80,7 +82,8 @@ TABLE_NOTES = {
 
 
 def build_tables(report: Report, importances: pd.DataFrame) -> dict[str, tuple[str, pd.DataFrame]]:
-    return {
+    """Every table of the report; a grid's cells only where a grid study is among the paths."""
+    found = {
         "table1": (
             "Table 1: validation error (%) by method and |beta|, mean ± std",
             tables.table1(report.trials, report.methods),
@@ -96,6 +99,12 @@ def build_tables(report: Report, importances: pd.DataFrame) -> dict[str, tuple[s
             importances,
         ),
     }
+    if report.grids:
+        found["cells"] = (
+            "Grid cells: last-epoch measurements by setting, mean ± std over seeds",
+            tables.grid_cells(report.trials, report.metrics, report.grids, report.methods),
+        )
+    return found
 
 
 def _write_bytes(path: Path, data: bytes) -> None:

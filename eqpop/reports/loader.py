@@ -55,6 +55,8 @@ class Report:
     methods: Methods = field(default_factory=Methods)
     #: what was left out and why (a damaged Parquet part)
     warnings: list[str] = field(default_factory=list)
+    #: the studies that ran a grid (``sampler: grid``): their cells are a table
+    grids: set[str] = field(default_factory=set)
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
@@ -76,6 +78,7 @@ class _Found:
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     methods: Methods = field(default_factory=Methods)
     warnings: list[str] = field(default_factory=list)
+    grids: set[str] = field(default_factory=set)
 
     def add(self, dataset: str, frame: pd.DataFrame) -> None:
         self.methods.described.update(methods_of(frame))
@@ -93,6 +96,8 @@ def _study(root: Path, found: _Found) -> None:
     described = read_study(root)
     if described is not None:
         found.configs[described["name"]] = described.get("train_config", {})
+        if described.get("sampler") == "grid":
+            found.grids.add(described["name"])
         found.methods.described.update(described.get("methods", {}))
 
 
@@ -147,6 +152,16 @@ def _collect(path: Path, found: _Found, depth: int = 0) -> bool:
     return held
 
 
+def _grid_settings(trials: pd.DataFrame, found: _Found) -> pd.DataFrame:
+    """A grid trial's ``param_<field>`` where its cell did not set the field: the value it
+    trained with, its study's base (a homeostasis cell trained the base's method, say)."""
+    grid = trials.study.isin(found.grids)
+    for col in (c for c in trials.columns if c.startswith("param_")):
+        base = trials.study.map(lambda s, f=col[6:]: found.configs.get(s, {}).get(f))
+        trials[col] = trials[col].astype(object).where(~grid | trials[col].notna(), base)
+    return trials
+
+
 def load(*paths: Path | str) -> Report:
     """Load one or several outputs; a path holding nothing eqpop wrote is an error."""
     found = _Found()
@@ -156,9 +171,11 @@ def load(*paths: Path | str) -> Report:
         if not _collect(p, found):
             raise UserError(f"path: {p} holds no study, train run or compare output")
     frames = {
-        k: _typed(pd.concat(v, ignore_index=True)) if v else pd.DataFrame()
-        for k, v in found.frames.items()
+        k: pd.concat(v, ignore_index=True) if v else pd.DataFrame() for k, v in found.frames.items()
     }
+    if found.grids:
+        frames[TRIALS] = _grid_settings(frames[TRIALS], found)
+    frames = {k: _typed(v) if len(v.columns) else v for k, v in frames.items()}
     return Report(
         frames[TRIALS],
         frames[METRICS],
@@ -166,4 +183,5 @@ def load(*paths: Path | str) -> Report:
         found.configs,
         found.methods,
         found.warnings,
+        found.grids,
     )

@@ -31,12 +31,12 @@ def latest(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([frame[single], keyed[keyed.epoch == last]])
 
 
-def _mean_std(values: pd.Series) -> str:
-    v = 100 * values.dropna()
+def _mean_std(values: pd.Series, scale: float = 100.0, digits: int = 2) -> str:
+    v = scale * values.dropna()
     if v.empty:
         return ""
-    std = f" ± {v.std():.2f}" if len(v) > 1 else ""
-    return f"{v.mean():.2f}{std} (n={len(v)})"
+    std = f" ± {v.std():.{digits}f}" if len(v) > 1 else ""
+    return f"{v.mean():.{digits}f}{std} (n={len(v)})"
 
 
 def trial_labels(trials: pd.DataFrame, methods: Methods | None = None) -> list[str]:
@@ -92,6 +92,59 @@ def table2(
     out = out.reindex(methods.order(out.index))
     out.index.name = "method"
     return out
+
+
+#: a grid table's measurements of each cell's last epoch: column -> (record field, scale, digits)
+CELL_MEASURES = {
+    "val error %": ("val_error", 100.0, 2),
+    "top-5 val error %": ("val_top5_error", 100.0, 2),
+    "symmetry ratio": ("symmetry_ratio", 1.0, 3),
+    "cos RBP, layer 0": ("cos_rbp_l0", 1.0, 3),
+    "imag ratio": ("imag_ratio", 1.0, 2),
+    "forward-pass val error %": ("val_error_forward", 100.0, 2),  # Init-EP's prediction
+}
+
+
+def _setting(value: object) -> str:
+    """A setting as a table shows it: ``3`` for 3.0 (Parquet stores a column that mixes
+    integers with missing values as floats), blank where missing."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def grid_cells(
+    trials: pd.DataFrame, metrics: pd.DataFrame, grids: set[str], methods: Methods | None = None
+) -> pd.DataFrame:
+    """A grid study's cells (every searched setting but the seed; the method as Table 1
+    names it), each with its complete trials' last-epoch measurements, mean ± std (n) over
+    the seeds: the table of a paper's runs."""
+    done = _finished(trials[trials.study.isin(grids)] if not trials.empty else trials, methods)
+    last = latest(metrics)
+    if done.empty or last.empty:
+        return pd.DataFrame()
+    rows = last.merge(done, on=["study", "trial"])
+    drop = {"param_method", "param_n_points", "param_seed"}
+    params = [c for c in done.columns if c.startswith("param_") and c not in drop]
+    params = [c for c in params if rows[c].notna().any()]
+    keys = ["study", "label", *params]
+    rank = {label: k for k, label in enumerate((methods or Methods()).order(rows.label))}
+    rows = rows.assign(rank=rows.label.map(rank)).sort_values(["study", "rank", *params])
+    rows[params] = rows[params].map(_setting)
+    found = {
+        name: (field, scale, digits)
+        for name, (field, scale, digits) in CELL_MEASURES.items()
+        if field in rows and rows[field].notna().any()
+    }
+    out = rows.groupby(keys, observed=True, sort=False).agg(
+        **{
+            name: (field, lambda v, s=scale, d=digits: _mean_std(v, s, d))
+            for name, (field, scale, digits) in found.items()
+        }
+    )
+    return out.reset_index().rename(columns={"label": "method", **{p: p[6:] for p in params}})
 
 
 def best_trials(trials: pd.DataFrame, k: int = 10) -> pd.DataFrame:

@@ -62,7 +62,8 @@ def test_a_bad_grid_is_one_line(tmp_path, change, message):
 
 
 def test_a_2x2_grid_study_runs_every_cell_once_and_reports_the_table(ray_address, tmp_path):
-    spec = grid_study(tmp_path, actors=2)
+    base = {**tiny_study(tmp_path).base, "epochs": 1}
+    spec = grid_study(tmp_path, actors=2, base=base)
     path = tmp_path / "table.yaml"
     values = spec.model_dump(mode="json", exclude={"out", "address", "trials", "pruner"})
     path.write_text(yaml.safe_dump(values))
@@ -78,3 +79,7 @@ def test_a_2x2_grid_study_runs_every_cell_once_and_reports_the_table(ray_address
     table = pd.read_csv(tmp_path / "report" / "table1.csv", index_col=0)
     assert list(table.columns) == ["0.1", "0.5"]
     assert len(table) == 2 and table.map(lambda cell: "(n=1)" in cell).all().all()
+    cells = pd.read_csv(tmp_path / "report" / "cells.csv", index_col=0)
+    assert list(cells.method) == ["classic", "classic", "hep N=4", "hep N=4"]  # N: the base
+    assert list(cells.beta) == [0.1, 0.5, 0.1, 0.5]
+    assert cells["val error %"].str.endswith("(n=1)").all()
