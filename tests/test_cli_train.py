@@ -144,12 +144,12 @@ def test_a_valueerror_inside_a_step_is_a_bug_not_a_usage_error(tmp_path, monkeyp
     traceback. Now it propagates: ``python -m eqpop`` prints it and exits 1."""
     import numpy as np
 
-    import eqpop.train
+    import eqpop.train.step
 
     def broken_settle(*args, **kwargs):
         return np.ones(3) + np.ones(4)  # ValueError: operands could not be broadcast
 
-    monkeypatch.setattr(eqpop.train, "settle", broken_settle)
+    monkeypatch.setattr(eqpop.train.step, "settle", broken_settle)
     argv = ["train", "--preset", "digits-mlp", "--epochs", "1", "--out", str(tmp_path / "r")]
     with pytest.raises(ValueError, match="could not be broadcast"):
         main([*argv, *FAST])

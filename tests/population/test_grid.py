@@ -80,6 +80,6 @@ def test_a_2x2_grid_study_runs_every_cell_once_and_reports_the_table(ray_address
     assert list(table.columns) == ["0.1", "0.5"]
     assert len(table) == 2 and table.map(lambda cell: "(n=1)" in cell).all().all()
     cells = pd.read_csv(tmp_path / "report" / "cells.csv", index_col=0)
-    assert list(cells.method) == ["classic", "classic", "hep N=4", "hep N=4"]  # N: the base
+    assert list(cells.method) == ["classic", "classic", "hep", "hep"]  # N is not a setting here
     assert list(cells.beta) == [0.1, 0.5, 0.1, 0.5]
     assert cells["val error %"].str.endswith("(n=1)").all()
