@@ -1,5 +1,7 @@
-"""``eqpop`` command line. Bad input (``errors.UserError``): one line on stderr naming the
-problem, exit code 2, nothing written. Any other exception is a bug: its traceback, exit 1."""
+"""eqpop: gradient estimators of equilibrium networks, compared, trained and searched at scale.
+
+Bad input (``errors.UserError``): one line on stderr naming the problem, exit code 2, nothing
+written. Any other exception is a bug: its traceback, exit 1."""
 
 from __future__ import annotations
 
