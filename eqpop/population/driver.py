@@ -15,22 +15,19 @@ halted leaves each Parquet dataset compacted to a handful of files.
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import optuna
 import ray
 from optuna.trial import TrialState
-from tqdm import tqdm
 
 from eqpop.config import TrainConfig
-from eqpop.errors import ConfigError, Damaged, StorageLost, WriteFailed
+from eqpop.errors import Damaged, StorageLost, WriteFailed
 from eqpop.interrupt import Interrupted, StopRequest
+from eqpop.population.console import Event, Events, Summary, fmt
 from eqpop.population.lease import Lease
 from eqpop.population.outcome import (
     Decision,
@@ -42,14 +39,13 @@ from eqpop.population.outcome import (
     decide,
     unwritable,
 )
-from eqpop.population.pool import ActorPool
+from eqpop.population.pool import ActorPool, check_resources, connect
 from eqpop.population.preflight import preflight
 from eqpop.population.sink import Sink
 from eqpop.population.spec import StudyConfig
 from eqpop.population.storage import DONE, TrialStore
 from eqpop.records import mask_password, run_folder
 
-Event = Callable[[str, dict[str, Any]], None]
 _STATES = {
     Verdict.COMPLETE: TrialState.COMPLETE,
     Verdict.PRUNE: TrialState.PRUNED,
@@ -100,76 +96,6 @@ def _kind(reason: str) -> str:
     return reason.split(" (")[0].split(":")[0]
 
 
-@dataclass
-class Summary:
-    """What a study run did: counts by state, the best trial, how busy the actors were, and
-    why it stopped early if it did."""
-
-    study: str
-    counts: dict[str, int]
-    best: dict[str, Any] | None
-    wall_s: float
-    train_s: float
-    actors: int
-    out: str
-    storage: str
-    stopped: str | None = None
-    signal: int | None = None  # the signal that stopped it (SIGINT, SIGTERM)
-
-    @property
-    def busy_fraction(self) -> float:
-        """Actor time spent training over actors x wall time: 1 means no actor ever waited."""
-        return self.train_s / (self.actors * self.wall_s) if self.wall_s > 0 else 0.0
-
-    def table(self) -> str:
-        counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(self.counts.items()))
-        counts = counts or "no trials (or the storage could not say)"
-        lines = [f"study {self.study}: {counts}"]
-        if self.best:
-            params = " ".join(f"{k}={_fmt(v)}" for k, v in self.best["params"].items())
-            value = 100 * self.best["value"]
-            lines.append(f"best trial {self.best['trial']}: val error {value:.2f} %  ({params})")
-        lines.append(
-            f"wall {self.wall_s:.0f} s, {self.actors} actors busy training "
-            f"{100 * self.busy_fraction:.0f} % of the time"
-        )
-        lines.append(
-            f"parquet: {self.out}/{{trials,metrics,comparisons}}/  storage: {self.storage}"
-        )
-        return "\n".join(lines)
-
-
-def _fmt(v: Any) -> str:
-    return f"{v:.3g}" if isinstance(v, float) else str(v)
-
-
-class Events:
-    """Event lines on the screen (above the progress bar) and the caller's hook."""
-
-    def __init__(self, spec: StudyConfig, finished: int, progress: bool, hook: Event | None):
-        self.progress, self.hook = progress, hook
-        self.bar = tqdm(
-            total=spec.trials,
-            initial=min(finished, spec.trials),
-            desc=f"study {spec.name}",
-            unit="trial",
-            disable=not progress,
-        )
-
-    def say(self, kind: str, text: str, **info: Any) -> None:
-        if self.progress:
-            tqdm.write(text)
-        self.notify(kind, **info)
-
-    def notify(self, kind: str, **info: Any) -> None:
-        if self.hook is not None:
-            self.hook(kind, info)
-
-    def finished(self, count: int) -> None:
-        self.bar.n = count
-        self.bar.refresh()
-
-
 class Driver:
     def __init__(
         self,
@@ -214,7 +140,7 @@ class Driver:
         run_dir = str(run_folder(self.spec.out, trial.user_attrs["run"]))
         ref = self.pool.start(actor, cfg, run_dir, self.spec.probe.model_dump())
         self.running[ref] = Running(trial, actor, cfg)
-        params = " ".join(f"{k}={_fmt(v)}" for k, v in drawn.items())
+        params = " ".join(f"{k}={fmt(v)}" for k, v in drawn.items())
         retry = trial.user_attrs.get("retry_of")
         note = f" (retry of {retry}, resumes its checkpoint)" if retry is not None else ""
         text = f"trial {trial.number} started on actor {actor}: {params}{note}"
@@ -418,39 +344,6 @@ class Driver:
             storage=mask_password(self.spec.storage_url),
             stopped=self.stopped(),
             signal=self.signal,
-        )
-
-
-def connect(address: str, num_cpus: int | None = None) -> bool:
-    """Start or join Ray once per process (a test session shares one local instance); True if
-    this call did, so that the caller shuts it down again.
-
-    Quietly: Ray's own notices (its token-authentication one at every start) stay out of the
-    user's terminal, errors excepted; authentication stays as Ray sets it. No Ray dashboard."""
-    if ray.is_initialized():
-        return False
-    kwargs: dict[str, Any] = dict(
-        include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR
-    )
-    if address == "local":
-        kwargs["num_cpus"] = num_cpus
-    ray.init(address=address, **kwargs)
-    return True
-
-
-def check_resources(spec: StudyConfig) -> None:
-    """On a fixed (local) Ray instance, actors that ask for more than there is would wait
-    forever: say so instead. An autoscaling cluster adds GPU nodes on demand."""
-    have = ray.cluster_resources()
-    if spec.gpus_per_actor > have.get("GPU", 0):
-        raise ConfigError(
-            f"gpus_per_actor: {spec.gpus_per_actor:g} asked, Ray has "
-            f"{have.get('GPU', 0):g} GPUs here; 0 trains on CPUs"
-        )
-    if spec.cpus_per_actor > have.get("CPU", 0):
-        raise ConfigError(
-            f"cpus_per_actor: {spec.cpus_per_actor:g} asked, Ray has "
-            f"{have.get('CPU', 0):g} CPUs here"
         )
 
 

@@ -5,6 +5,7 @@ until it answers a ping."""
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -13,7 +14,7 @@ from ray.exceptions import RayActorError, RayTaskError
 
 from eqpop.config import TrainConfig
 from eqpop.data import DataError
-from eqpop.errors import WriteFailed
+from eqpop.errors import ConfigError, WriteFailed
 from eqpop.population.actor import LostTrial, TrialActor
 from eqpop.population.outcome import BrokenData, Lost, Outcome, Raised, Started, Unwritable
 from eqpop.population.spec import StudyConfig
@@ -80,3 +81,36 @@ class ActorPool:
     def shutdown(self) -> None:
         for actor in self.actors:
             ray.kill(actor)
+
+
+def connect(address: str, num_cpus: int | None = None) -> bool:
+    """Start or join Ray once per process (a test session shares one local instance); True if
+    this call did, so that the caller shuts it down again.
+
+    Quietly: Ray's own notices (its token-authentication one at every start) stay out of the
+    user's terminal, errors excepted; authentication stays as Ray sets it. No Ray dashboard."""
+    if ray.is_initialized():
+        return False
+    kwargs: dict[str, Any] = dict(
+        include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR
+    )
+    if address == "local":
+        kwargs["num_cpus"] = num_cpus
+    ray.init(address=address, **kwargs)
+    return True
+
+
+def check_resources(spec: StudyConfig) -> None:
+    """On a fixed (local) Ray instance, actors that ask for more than there is would wait
+    forever: say so instead. An autoscaling cluster adds GPU nodes on demand."""
+    have = ray.cluster_resources()
+    if spec.gpus_per_actor > have.get("GPU", 0):
+        raise ConfigError(
+            f"gpus_per_actor: {spec.gpus_per_actor:g} asked, Ray has "
+            f"{have.get('GPU', 0):g} GPUs here; 0 trains on CPUs"
+        )
+    if spec.cpus_per_actor > have.get("CPU", 0):
+        raise ConfigError(
+            f"cpus_per_actor: {spec.cpus_per_actor:g} asked, Ray has "
+            f"{have.get('CPU', 0):g} CPUs here"
+        )

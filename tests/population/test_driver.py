@@ -142,7 +142,7 @@ import json, shutil, subprocess
 import os
 from eqpop.population.cli import local_ray_settings
 local_ray_settings()
-from eqpop.population.driver import connect
+from eqpop.population.pool import connect
 connect("local", 1)
 import ray
 node = ray.nodes()[0]
