@@ -278,9 +278,13 @@ def _add_study(p: argparse.ArgumentParser, builtin: str | None = None) -> None:
 
 
 def _run_study(args: argparse.Namespace) -> int:
-    from eqpop.population.cli import run_study_command
+    from eqpop.population.cli import FLAGS, StudyRequest, run_study_command
 
-    return run_study_command(args)
+    fields = {name: getattr(args, name) for name in FLAGS}
+    request = StudyRequest(
+        args.study, fields, tuple(args.set), args.data_dir, args.resume, args.quiet
+    )
+    return run_study_command(request)
 
 
 def _add_report(p: argparse.ArgumentParser) -> None:
@@ -320,9 +324,9 @@ def _add_compact(p: argparse.ArgumentParser) -> None:
 
 
 def _run_compact(args: argparse.Namespace) -> int:
-    from eqpop.population.cli import run_compact_command
+    from eqpop.population.cli import CompactRequest, run_compact_command
 
-    return run_compact_command(args)
+    return run_compact_command(CompactRequest(args.path, args.storage, args.repair))
 
 
 def script_main(study: str, argv: list[str]) -> int:

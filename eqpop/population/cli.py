@@ -1,12 +1,13 @@
-"""``eqpop study``: build the study from a built-in or a file plus the flags, check it all, then
-start Ray and run."""
+"""``eqpop study`` and ``eqpop compact`` as the study side receives them (``StudyRequest``,
+``CompactRequest``: typed, whatever parsed the command line): build the study from a built-in
+or a file plus the flags, check it all, then start Ray and run; or compact a study folder."""
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from eqpop.population.builtin import BUILTIN
 from eqpop.population.spec import StudyConfig, build_study
 
 #: flags that map one to one onto study fields
-_FLAGS = ("trials", "timeout", "actors", "gpus_per_actor", "storage", "out", "address", "name")
+FLAGS = ("trials", "timeout", "actors", "gpus_per_actor", "storage", "out", "address", "name")
 #: ``--set`` keys: a training config field for every trial, or a study field (``study.`` first
 #: for one that is both, ``study.seed``); dotted keys reach into a study field's mapping
 _SET_KEYS = (*TrainConfig.model_fields, *StudyConfig.model_fields, "study")
@@ -31,16 +32,38 @@ def _put(values: dict[str, Any], key: str, value: Any) -> None:
     values[last] = value
 
 
-def study_from_args(args: argparse.Namespace) -> StudyConfig:
-    overrides: dict[str, Any] = {f: getattr(args, f) for f in _FLAGS}
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    if args.study in BUILTIN:
-        values = {"name": args.study, **BUILTIN[args.study]}
+@dataclass(frozen=True)
+class StudyRequest:
+    """What ``eqpop study`` was asked: a built-in name or a study file, the study fields given
+    as flags (``FLAGS``), the ``--set`` items, the data folder, and how to run."""
+
+    study: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    sets: tuple[str, ...] = ()
+    data_dir: Path | None = None
+    resume: bool = False
+    quiet: bool = False
+
+
+@dataclass(frozen=True)
+class CompactRequest:
+    """What ``eqpop compact`` was asked: the study folder, its storage if ``study.json`` cannot
+    name it in full, and whether to repair first."""
+
+    path: Path
+    storage: str | None = None
+    repair: bool = False
+
+
+def study_from_request(request: StudyRequest) -> StudyConfig:
+    overrides = {k: v for k, v in request.fields.items() if k in FLAGS and v is not None}
+    if request.study in BUILTIN:
+        values = {"name": request.study, **BUILTIN[request.study]}
     else:
-        path = Path(args.study)
+        path = Path(request.study)
         if path.suffix not in (".toml", ".yaml", ".yml"):
             raise ConfigError(
-                f"study: unknown {args.study!r}; choose one of "
+                f"study: unknown {request.study!r}; choose one of "
                 f"{', '.join(BUILTIN)} or give a .toml/.yaml study file"
             )
         values = {"name": path.stem, **read_config_file(path)}
@@ -48,7 +71,7 @@ def study_from_args(args: argparse.Namespace) -> StudyConfig:
     if not isinstance(base, dict):
         raise ConfigError(f"base: must be a mapping of training config fields, got {base!r}")
     base = dict(base)
-    for item in args.set:
+    for item in request.sets:
         key, value = parse_override(item, _SET_KEYS)
         head, _, rest = key.partition(".")
         if head == "study" and rest:
@@ -57,8 +80,8 @@ def study_from_args(args: argparse.Namespace) -> StudyConfig:
             base[key] = value
         else:
             _put(values, key, value)
-    if args.data_dir is not None:
-        base["data_dir"] = args.data_dir
+    if request.data_dir is not None:
+        base["data_dir"] = request.data_dir
     values["base"] = base
     return build_study(**{**values, **overrides})
 
@@ -99,7 +122,7 @@ def local_ray_settings() -> None:
     os.environ.setdefault("RAY_worker_niceness", "0")  # an increment on the driver's own
 
 
-def run_study_command(args: argparse.Namespace) -> int:
+def run_study_command(request: StudyRequest) -> int:
     """Run the study; exit 1 with one line on stderr when it stopped short (its trials kept
     failing, no room, no storage: everything written so far is kept), 128 + the signal's
     number when a signal stopped it."""
@@ -107,10 +130,10 @@ def run_study_command(args: argparse.Namespace) -> int:
     from eqpop.population.storage import stored_study
     from eqpop.records import mask_password
 
-    spec = study_from_args(args)
-    if args.resume:
+    spec = study_from_request(request)
+    if request.resume:
         study, notes = stored_study(spec.storage_url, spec.name)  # preflight's repair, first
-        for note in [] if args.quiet else notes:
+        for note in [] if request.quiet else notes:
             print(note)
         if study is None:
             url = mask_password(spec.storage_url)
@@ -118,13 +141,13 @@ def run_study_command(args: argparse.Namespace) -> int:
     spec = spec.model_copy(update={"address": resolve_address(spec.address)})
     if spec.address == "local":
         local_ray_settings()
-    if not args.quiet:
+    if not request.quiet:
         where = "a local Ray" if spec.address == "local" else f"the Ray cluster ({spec.address})"
         print(f"study {spec.name}: {spec.out}, on {where}")
     from eqpop.population.driver import run_study
 
     with StopRequest() as stop:
-        summary = run_study(spec, progress=not args.quiet, stop=stop)
+        summary = run_study(spec, progress=not request.quiet, stop=stop)
     print(summary.table())
     if summary.stopped:
         print(f"eqpop study: stopped: {summary.stopped}", file=sys.stderr)
@@ -132,7 +155,7 @@ def run_study_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_compact_command(args: argparse.Namespace) -> int:
+def run_compact_command(request: CompactRequest) -> int:
     """Compact a study folder's three datasets while holding the study's lease, so that no
     driver writes to it meanwhile (a live one makes this refuse, naming it); with ``--repair``
     first set aside what cannot be read (``repair.py``)."""
@@ -143,14 +166,14 @@ def run_compact_command(args: argparse.Namespace) -> int:
     from eqpop.population.storage import stored_study
     from eqpop.records import STUDY_JSON, mask_password, read_study, study_storage
 
-    folder: Path = args.path
+    folder = request.path
     described = read_study(folder) if (folder / STUDY_JSON).is_file() else None
     if described is None:
         raise ConfigError(f"{folder}: holds no study (no {STUDY_JSON})")
     name = described["name"]
-    url = study_storage(folder, described, args.storage)
+    url = study_storage(folder, described, request.storage)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if args.repair:
+    if request.repair:
         for line in repair_journal_of(url):
             print(line)
     study, notes = stored_study(url, name)  # a killed driver's torn journal record dropped
@@ -161,7 +184,7 @@ def run_compact_command(args: argparse.Namespace) -> int:
     lease = Lease(study, float(described.get("heartbeat_seconds", 10.0)))
     lease.acquire()
     try:
-        for line in compact_study(folder, study, described, args.repair, beat=lease.beat):
+        for line in compact_study(folder, study, described, request.repair, beat=lease.beat):
             print(line)
     finally:
         lease.release()
