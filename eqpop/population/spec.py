@@ -54,6 +54,8 @@ class Param(BaseModel):
         """The Optuna parameters this field becomes, and their Parquet types."""
         if self.choices is not None:
             kinds = {type(c) for c in self.choices}
+            if kinds == {int, float}:  # 1 and 0.5 from a YAML file: numbers all the same
+                kinds = {float}
             kind = {bool: pa.bool_(), int: pa.int64(), float: pa.float64()}.get(
                 kinds.pop() if len(kinds) == 1 else str, pa.string()
             )

@@ -83,3 +83,8 @@ def test_a_2x2_grid_study_runs_every_cell_once_and_reports_the_table(ray_address
     assert list(cells.method) == ["classic", "classic", "hep", "hep"]  # N is not a setting here
     assert list(cells.beta) == [0.1, 0.5, 0.1, 0.5]
     assert cells["val error %"].str.endswith("(n=1)").all()
+
+
+def test_a_cell_field_given_as_1_and_0_5_is_one_float_column(tmp_path):
+    spec = grid_study(tmp_path, cells=[{"lr": 1}, {"lr": 0.5}], space={})
+    assert str(spec.param_types()["lr"]) == "double"  # was string: ints and floats mixed
