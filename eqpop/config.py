@@ -16,7 +16,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from eqpop.errors import ConfigError
 
@@ -26,7 +34,22 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
-def _one_of(value: str, known: list[str]) -> str:
+def _registered(field: str, value: str) -> str:
+    """``value`` if the registry behind ``field`` holds it (imported only when a config is
+    validated, so that ``--help`` stays light), else the one-line list of what it holds."""
+    if field == "net":
+        from eqpop.nets import NETS as names
+    elif field == "dataset":
+        from eqpop.data import DATASETS as names
+    elif field == "method":
+        from eqpop.estimators.registry import names as registered
+
+        names = registered()
+    else:
+        from eqpop.nets.base import Init
+
+        names = get_args(Init)
+    known = list(names)
     if value not in known:
         listed = ", ".join(repr(n) for n in known[:-1]) + f" or {known[-1]!r}"
         raise ValueError(f"got {value!r}; input should be {listed}")
@@ -53,9 +76,7 @@ class NetShape(BaseModel):
     @field_validator("net")
     @classmethod
     def _registered_net(cls, v: str) -> str:
-        from eqpop.nets import NETS
-
-        return _one_of(v, list(NETS))
+        return _registered("net", v)
 
     @field_validator("hidden")
     @classmethod
@@ -200,26 +221,10 @@ class TrainConfig(NetShape):
             values = {**values, "t_adjoint": nudge}
         return values
 
-    @field_validator("method")
+    @field_validator("method", "dataset", "init")
     @classmethod
-    def _registered(cls, v: str) -> str:
-        from eqpop.estimators import registry
-
-        return _one_of(v, registry.names())
-
-    @field_validator("dataset")
-    @classmethod
-    def _registered_dataset(cls, v: str) -> str:
-        from eqpop.data import DATASETS
-
-        return _one_of(v, list(DATASETS))
-
-    @field_validator("init")
-    @classmethod
-    def _known_init(cls, v: str) -> str:
-        from eqpop.nets.base import Init
-
-        return _one_of(v, list(get_args(Init)))
+    def _registered_name(cls, v: str, info: ValidationInfo) -> str:
+        return _registered(info.field_name, v)
 
     @field_validator("lr_scales")
     @classmethod

@@ -205,12 +205,12 @@ class StudyConfig(BaseModel):
             raise ValueError(f"cells: {', '.join(sorted(both))} is in the space too")
         if "pruner" not in self.model_fields_set:
             self.pruner = "none"  # a table's every cell trains to the end
-        size = len(self.grid())
+        cells = self.grid()
         if "trials" not in self.model_fields_set:
-            self.trials = size
-        elif self.trials > size:
-            raise ValueError(f"trials: the grid has {size} cells, got {self.trials}")
-        for cell in self.grid():
+            self.trials = len(cells)
+        elif self.trials > len(cells):
+            raise ValueError(f"trials: the grid has {len(cells)} cells, got {self.trials}")
+        for cell in cells:
             self.train_config(cell)  # every cell must be a valid run
 
     def grid(self) -> list[dict[str, Choice]]:

@@ -3,9 +3,8 @@ continues exactly as from today's."""
 
 from __future__ import annotations
 
-import pandas as pd
 import torch
-from test_trainer import small, tiny  # noqa: F401  (``small`` is a fixture)
+from test_trainer import assert_same_run, small, tiny  # noqa: F401  (``small``: a fixture)
 
 from eqpop.records import CHECKPOINT
 from eqpop.train import Trainer
@@ -27,8 +26,4 @@ def test_a_checkpoint_from_before_runs_owned_their_generators_resumes(tmp_path, 
     resumed = Trainer(cfg, tmp_path / "b", small)
     assert resumed.resume() and resumed.epoch == 1
     resumed.fit()
-    skip = {"seconds", "samples_per_s"}
-    a, b = straight.metrics().drop(columns=skip), resumed.metrics().drop(columns=skip)
-    pd.testing.assert_frame_equal(a, b)
-    for (name, p), q in zip(straight.net.named_parameters(), resumed.net.parameters()):
-        assert torch.equal(p, q), name
+    assert_same_run(straight, resumed)

@@ -133,6 +133,15 @@ def test_hep_epochs_record_how_far_the_nudges_reach_into_the_complex_plane(small
     assert math.isnan(classic["imag_ratio"])
 
 
+def assert_same_run(straight: Trainer, resumed: Trainer) -> None:
+    """The same records (timings aside) and bit-identical weights."""
+    skip = {"seconds", "samples_per_s"}
+    a, b = straight.metrics().drop(columns=skip), resumed.metrics().drop(columns=skip)
+    pd.testing.assert_frame_equal(a, b)
+    for (name, p), q in zip(straight.net.named_parameters(), resumed.net.parameters()):
+        assert torch.equal(p, q), name
+
+
 def test_resume_gives_the_uninterrupted_result(tmp_path, small):
     cfg = tiny(epochs=3, lambda_homeo=0.3, augment=False)
     straight = Trainer(cfg, tmp_path / "a", small)
@@ -142,11 +151,7 @@ def test_resume_gives_the_uninterrupted_result(tmp_path, small):
     resumed = Trainer(cfg, tmp_path / "b", small)
     assert resumed.resume() and resumed.epoch == 2
     resumed.fit()
-    skip = {"seconds", "samples_per_s"}
-    a, b = straight.metrics().drop(columns=skip), resumed.metrics().drop(columns=skip)
-    pd.testing.assert_frame_equal(a, b)
-    for (name, p), q in zip(straight.net.named_parameters(), resumed.net.parameters()):
-        assert torch.equal(p, q), name
+    assert_same_run(straight, resumed)
 
 
 def test_resume_refuses_another_config_and_a_corrupt_checkpoint(tmp_path, small):
