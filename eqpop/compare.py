@@ -142,7 +142,13 @@ def run_compare(cfg: CompareConfig, progress: bool = True) -> pd.DataFrame:
     hidden = cfg.hidden or DEFAULT_HIDDEN[cfg.net]
     with drawing_from(torch.Generator().manual_seed(cfg.seed)):
         net = net_for_data(
-            cfg.net, data.input_shape, data.n_classes, hidden, cfg.symmetric, cfg.asymmetry_angle
+            cfg.net,
+            data.input_shape,
+            data.n_classes,
+            hidden,
+            cfg.symmetric,
+            cfg.asymmetry_angle,
+            cfg.feedback_scale,
         ).double()
     grid = Grid(
         tuple(cfg.betas),

@@ -45,6 +45,10 @@ def _registered(field: str, value: str) -> str:
         from eqpop.estimators.registry import names as registered
 
         names = registered()
+    elif field == "feedback_scale":
+        from eqpop.nets.base import FeedbackScale
+
+        names = get_args(FeedbackScale)
     else:
         from eqpop.nets.base import Init
 
@@ -72,11 +76,17 @@ class NetShape(BaseModel):
         le=180,
         description="initial angle (degrees) between feedback and forward weights",
     )
+    feedback_scale: str = Field(
+        default="matched",
+        description="with asymmetry_angle: the feedback's own draw rescaled to the forward "
+        "weight's norm first (matched: the angle is exact) or kept as drawn (own: the papers' "
+        "code, sin(a) own + cos(a) forward^T)",
+    )
 
-    @field_validator("net")
+    @field_validator("net", "feedback_scale")
     @classmethod
-    def _registered_net(cls, v: str) -> str:
-        return _registered("net", v)
+    def _registered_shape(cls, v: str, info: ValidationInfo) -> str:
+        return _registered(info.field_name, v)
 
     @field_validator("hidden")
     @classmethod
@@ -89,6 +99,8 @@ class NetShape(BaseModel):
     def _tie(self) -> NetShape:
         if self.symmetric and self.asymmetry_angle is not None:
             raise ValueError("asymmetry_angle cannot be combined with symmetric")
+        if self.feedback_scale != "matched" and self.asymmetry_angle is None:
+            raise ValueError("feedback_scale: needs asymmetry_angle (it scales that start)")
         if self.symmetric and self.net == "output-feedback":
             raise ValueError("symmetric: the output-feedback net has no tied form")
         return self

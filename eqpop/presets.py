@@ -80,6 +80,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "fmnist-homeostasis": dict(
         _FMNIST,
         asymmetry_angle=90.0,
+        feedback_scale="own",
         method="exact",
         optimizer="adam",
         lr=1e-4,

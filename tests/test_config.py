@@ -49,6 +49,8 @@ def test_paper_conv_scales_are_one_per_layer_plus_readout():
         ({"sample": "middle"}, "sample: got 'middle'"),
         ({"hidden": []}, "hidden"),
         ({"symmetric": True, "asymmetry_angle": 3.0}, "asymmetry_angle"),
+        ({"feedback_scale": "own"}, "feedback_scale: needs asymmetry_angle"),
+        ({"feedback_scale": "fan_in", "asymmetry_angle": 90.0}, "feedback_scale: got 'fan_in'"),
         ({"init_ep": True, "method": "hep_continuous"}, "init_ep"),
         ({"colour": 1}, "colour: unknown field"),
     ],

@@ -32,6 +32,7 @@ def net_for_data(
     hidden: Sequence[int],
     symmetric: bool = False,
     asymmetry_angle: float | None = None,
+    feedback_scale: FeedbackScale = "matched",
     dt: float | None = None,
     init: Init = "uniform",
 ) -> EquilibriumNet:
@@ -43,7 +44,11 @@ def net_for_data(
     tying = (
         {}
         if name == "output-feedback"
-        else {"symmetric": symmetric, "asymmetry_angle": asymmetry_angle}
+        else {
+            "symmetric": symmetric,
+            "asymmetry_angle": asymmetry_angle,
+            "feedback_scale": feedback_scale,
+        }
     )
     if name == "conv":
         c, h, _ = input_shape

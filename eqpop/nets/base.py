@@ -137,13 +137,24 @@ def mirror(w: Tensor, transposed: bool) -> Tensor:
     return w.T if transposed else w
 
 
+FeedbackScale = Literal["matched", "own"]
+
+
 def feedback_weights(
-    forward: list[Tensor], init: WeightInit, angle_deg: float | None, transposed: bool
+    forward: list[Tensor],
+    init: WeightInit,
+    angle_deg: float | None,
+    transposed: bool,
+    scale: FeedbackScale = "matched",
 ) -> nn.ParameterList:
     """Independent backward weights shaped like ``mirror(w_f)``.
 
     ``angle_deg`` sets the paper's initial asymmetry ``w_b <- sin(a) w_b + cos(a) w_f^T``:
-    0 degrees is a symmetric start, 90 degrees an independent one.
+    0 degrees is a symmetric start, 90 degrees an independent one. ``scale``: ``matched``
+    rescales the own draw ``w_b`` to the norm of ``w_f^T`` first, so that the angle is ``a``
+    exactly and the norm stays that of the forward weight; ``own`` keeps the own draw as drawn
+    (with the backward layer's fan-in), as the papers' code does: at 90 degrees the feedback
+    is then the own draw itself, which for a 10-wide output is sqrt(width / 10) larger.
     """
     params = nn.ParameterList()
     for w_f in forward:
@@ -151,8 +162,8 @@ def feedback_weights(
         fan_in = target.shape[1] * (target[0, 0].numel() if target.ndim > 2 else 1)
         w_b = init.fill_(torch.empty_like(target), fan_in)
         if angle_deg is not None:
-            # same norm as the target, so that the angle between w_b and w_f^T is ``a`` itself
-            w_b = w_b * (target.norm() / w_b.norm())
+            if scale == "matched":
+                w_b = w_b * (target.norm() / w_b.norm())
             a = math.radians(angle_deg)
             w_b = math.sin(a) * w_b + math.cos(a) * target
         params.append(nn.Parameter(w_b.contiguous()))

@@ -26,6 +26,7 @@ from eqpop.nets.base import (
     after_first,
     as_column,
     cast,
+    FeedbackScale,
     feedback_weights,
     stable_softmax,
 )
@@ -83,6 +84,7 @@ class ConvNet(SoftmaxReadout, EquilibriumNet):
         n_classes: int = 10,
         symmetric: bool = False,
         asymmetry_angle: float | None = None,
+        feedback_scale: FeedbackScale = "matched",
         dt: float = 1.0,
         init: Init = "uniform",
         gain: float | None = None,
@@ -115,7 +117,9 @@ class ConvNet(SoftmaxReadout, EquilibriumNet):
         )
         self.b = nn.ParameterList(nn.Parameter(torch.zeros(c)) for c in self.channels)
         forward = [] if symmetric else list(self.w_f[1:])
-        self.w_b = feedback_weights(forward, weights, asymmetry_angle, transposed=False)
+        self.w_b = feedback_weights(
+            forward, weights, asymmetry_angle, transposed=False, scale=feedback_scale
+        )
         self._init_readout(self.channels[-1] * self.sizes[-1] ** 2, n_classes, weights)
 
     def initial_state(self, x: Tensor) -> State:

@@ -22,6 +22,7 @@ from eqpop.nets.base import (
     as_column,
     cast,
     dense_weights,
+    FeedbackScale,
     feedback_weights,
 )
 from eqpop.nets.readout import SoftmaxReadout
@@ -163,6 +164,7 @@ class LayeredMLP(_MLPBase):
         sizes: Sequence[int],
         symmetric: bool = False,
         asymmetry_angle: float | None = None,
+        feedback_scale: FeedbackScale = "matched",
         n_classes: int | None = None,
         dt: float = 1.0,
         init: Init = "uniform",
@@ -172,7 +174,9 @@ class LayeredMLP(_MLPBase):
         super().__init__(sizes, n_classes, dt, weights)
         self.symmetric = symmetric
         forward = [] if symmetric else list(self.w_f[1:])
-        self.w_b = feedback_weights(forward, weights, asymmetry_angle, transposed=True)
+        self.w_b = feedback_weights(
+            forward, weights, asymmetry_angle, transposed=True, scale=feedback_scale
+        )
 
     def _feedback(self, like: Tensor) -> list[Product]:
         return [(k, k + 1, cast(w, like).T) for k, w in enumerate(self.backward_weights())]

@@ -29,6 +29,7 @@ from eqpop.nets.base import (
     as_column,
     cast,
     dense_weights,
+    FeedbackScale,
     feedback_weights,
     one_hot,
 )
@@ -43,6 +44,7 @@ class PredictiveCodingNet(EquilibriumNet):
         sizes: Sequence[int],
         symmetric: bool = False,
         asymmetry_angle: float | None = None,
+        feedback_scale: FeedbackScale = "matched",
         dt: float = 0.2,
         init: Init = "uniform",
         gain: float = 1.0,
@@ -56,7 +58,9 @@ class PredictiveCodingNet(EquilibriumNet):
         self.w_f = dense_weights(self.sizes, weights)
         self.b = nn.ParameterList(nn.Parameter(torch.zeros(n)) for n in self.sizes[1:])
         forward = [] if symmetric else list(self.w_f[1:])
-        self.w_b = feedback_weights(forward, weights, asymmetry_angle, transposed=True)
+        self.w_b = feedback_weights(
+            forward, weights, asymmetry_angle, transposed=True, scale=feedback_scale
+        )
 
     @property
     def readout_names(self) -> tuple[str, ...]:

@@ -50,6 +50,7 @@ class TrainingState:
                 cfg.hidden,
                 cfg.symmetric,
                 cfg.asymmetry_angle,
+                cfg.feedback_scale,
                 cfg.dt,
                 cfg.init,
             )

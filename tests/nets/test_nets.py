@@ -111,6 +111,34 @@ def test_asymmetry_angle_sets_the_initial_weight_angle(angle):
         assert measured == pytest.approx(angle, abs=3.0)
 
 
+@pytest.mark.parametrize("angle", [45.0, 90.0])
+def test_feedback_scale_matched_keeps_the_forward_norm_and_own_the_draws(angle):
+    """The papers' Fig. 4 start (own): sin(a) own + cos(a) w_f^T with the own draw as drawn
+    (fan-in of the backward layer: 10 for the output's feedback, so its norm is
+    sqrt(256 / 10) times the forward weight's at 90 degrees); matched rescales the draw."""
+    sizes, a = [784, 256, 256, 10], math.radians(angle)
+    nets = {}
+    for scale in ("matched", "own"):
+        torch.manual_seed(0)
+        nets[scale] = get_net(
+            "mlp", sizes=sizes, init="lecun_normal", asymmetry_angle=angle, feedback_scale=scale
+        )
+    for k, (w_f, w_own, w_matched) in enumerate(
+        zip(nets["own"].w_f[1:], nets["own"].w_b, nets["matched"].w_b)
+    ):
+        target = w_f.detach().T
+        torch.testing.assert_close(w_f, nets["matched"].w_f[k + 1])  # the same forward draw
+        raw = (w_own.detach() - math.cos(a) * target) / math.sin(a)
+        n_in = target.shape[0]  # w_b maps layer k+1 to layer k (n_in units)
+        assert raw.norm() == pytest.approx(math.sqrt(n_in), rel=0.05)  # numel / fan-in
+        expected = math.sin(a) * raw * (target.norm() / raw.norm()) + math.cos(a) * target
+        torch.testing.assert_close(w_matched.detach(), expected)
+    top = (nets["own"].w_b[-1], nets["matched"].w_b[-1])
+    if angle == 90.0:
+        ratio = top[0].norm() / top[1].norm()
+        assert ratio.item() == pytest.approx(math.sqrt(256 / 10), rel=0.1)
+
+
 def test_softmax_pool_and_its_explicit_vjp():
     z = torch.randn(2, 3, 4, 4, dtype=torch.float64, requires_grad=True)
     out = softmax_pool(z)
