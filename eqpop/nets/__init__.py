@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from eqpop.errors import ConfigError
-from eqpop.nets.base import EquilibriumNet, Init, State
+from eqpop.nets.base import EquilibriumNet, FeedbackScale, Init, State
 from eqpop.nets.conv import ConvNet
 from eqpop.nets.mlp import LayeredMLP, OutputFeedbackMLP
 from eqpop.nets.pcn import PredictiveCodingNet

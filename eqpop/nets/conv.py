@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from eqpop.nets.activations import SIGMOID_WEIGHTED_UNIT_STRIP, sigmoid_weighted_unit
 from eqpop.nets.base import (
     EquilibriumNet,
+    FeedbackScale,
     Init,
     Inputs,
     State,
@@ -26,7 +27,6 @@ from eqpop.nets.base import (
     after_first,
     as_column,
     cast,
-    FeedbackScale,
     feedback_weights,
     stable_softmax,
 )

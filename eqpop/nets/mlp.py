@@ -14,6 +14,7 @@ from eqpop.nets.activations import (
 )
 from eqpop.nets.base import (
     EquilibriumNet,
+    FeedbackScale,
     Init,
     Inputs,
     State,
@@ -22,7 +23,6 @@ from eqpop.nets.base import (
     as_column,
     cast,
     dense_weights,
-    FeedbackScale,
     feedback_weights,
 )
 from eqpop.nets.readout import SoftmaxReadout

@@ -21,6 +21,7 @@ from eqpop.nets.activations import (
 )
 from eqpop.nets.base import (
     EquilibriumNet,
+    FeedbackScale,
     Init,
     Inputs,
     State,
@@ -29,7 +30,6 @@ from eqpop.nets.base import (
     as_column,
     cast,
     dense_weights,
-    FeedbackScale,
     feedback_weights,
     one_hot,
 )
