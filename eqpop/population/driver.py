@@ -1,15 +1,16 @@
 """The driver: owns the Optuna study (ask/tell) and keeps every actor busy.
 
 Its loop is ask, submit, wait, decide, tell, over named parts: the study's storage and retry
-policy (``storage.py``), the actors (``pool.py``), typed outcomes and the rule that decides a
-trial's fate (``outcome.py``) and the Parquet and JSON files (``sink.py``). As soon as an actor
-reports an epoch the driver reports it to the trial and asks the pruner; a pruned or finished
-actor takes the next trial at once (no synchronous rounds). An actor that dies fails its trial with
-the reason and the trial is re-queued (same parameters, resumed from its last checkpoint) up to
-``max_retries`` times. A driver started again on the same storage fails the trials the previous
-driver left RUNNING and re-queues them the same way; finished trials stay. A study whose trials
-keep failing stops itself (``max_failures_in_row``), saying why. A run that ends without being
-halted leaves each Parquet dataset compacted to a handful of files.
+policy (``storage.py``), the actors (``pool.py``), the trial table that says which trial runs
+on which actor and moves it between states (``table.py``), typed outcomes and the rule that
+decides a trial's fate (``outcome.py``) and the Parquet and JSON files (``sink.py``). As soon as
+an actor reports an epoch the driver reports it to the trial and asks the pruner; a pruned or
+finished actor takes the next trial at once (no synchronous rounds). An actor that dies fails
+its trial with the reason and the trial is re-queued (same parameters, resumed from its last
+checkpoint) up to ``max_retries`` times. A driver started again on the same storage fails the
+trials the previous driver left RUNNING and re-queues them the same way; finished trials stay. A
+study whose trials keep failing stops itself (``max_failures_in_row``), saying why. A run that
+ends without being halted leaves each Parquet dataset compacted to a handful of files.
 """
 
 from __future__ import annotations
@@ -18,24 +19,23 @@ import contextlib
 import math
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 
 import optuna
 import ray
 from optuna.trial import TrialState
 
-from eqpop.config import TrainConfig
 from eqpop.errors import Damaged, StorageLost, WriteFailed
 from eqpop.interrupt import Interrupted, StopRequest
 from eqpop.population.console import Event, Events, Summary, fmt
 from eqpop.population.lease import Lease
 from eqpop.population.outcome import (
     Decision,
+    Lost,
     Outcome,
     Progress,
     Started,
     Trained,
-    Verdict,
     decide,
     unwritable,
 )
@@ -44,56 +44,8 @@ from eqpop.population.preflight import preflight
 from eqpop.population.sink import Sink
 from eqpop.population.spec import StudyConfig
 from eqpop.population.storage import DONE, TrialStore
+from eqpop.population.table import Running, TrialTable
 from eqpop.records import mask_password, run_folder
-
-_STATES = {
-    Verdict.COMPLETE: TrialState.COMPLETE,
-    Verdict.PRUNE: TrialState.PRUNED,
-    Verdict.FAIL: TrialState.FAIL,
-}
-
-
-@dataclass
-class Running:
-    """A trial in flight on one actor."""
-
-    trial: optuna.Trial
-    actor: int
-    cfg: TrainConfig
-    epoch: int = 0
-    last_value: float = math.nan
-
-
-@dataclass
-class Failures:
-    """Failed trials in a row and why, so that a study whose trials keep failing stops."""
-
-    limit: int
-    in_row: list[str] = field(default_factory=list)
-    total: int = 0
-
-    def add(self, verdict: Verdict, reason: str) -> None:
-        if verdict is Verdict.FAIL:
-            self.in_row.append(reason)
-            self.total += 1
-        else:
-            self.in_row.clear()
-
-    @property
-    def exceeded(self) -> bool:
-        return len(self.in_row) >= self.limit
-
-    def why(self) -> str:
-        """The most frequent kind of reason among the failures in a row (a kind is what a
-        reason says before its details), with its latest example."""
-        kinds = Counter(_kind(r) for r in self.in_row)
-        kind, count = kinds.most_common(1)[0]
-        example = next(r for r in reversed(self.in_row) if _kind(r) == kind)
-        return f"most frequent reason ({count} of {len(self.in_row)}): {example}"
-
-
-def _kind(reason: str) -> str:
-    return reason.split(" (")[0].split(":")[0]
 
 
 class Driver:
@@ -114,10 +66,8 @@ class Driver:
         self.store = TrialStore(spec, self.base.epochs)
         self.lease = Lease(self.store.study, spec.heartbeat_seconds)
         self.sink = Sink(spec, self.base, spec.param_types())
-        self.running: dict[ray.ObjectRef, Running] = {}
-        self.failures = Failures(spec.max_failures_in_row)
+        self.table = TrialTable(spec.actors, spec.max_failures_in_row)
         self.finished_here = 0  # trials this run completed or pruned
-        self.halt: str | None = None  # why the study must stop now: start nothing more
         self.unplaced_since: float | None = None  # every actor lost and none placed again
         self.signal: int | None = None  # the signal that stopped this run
         self.train_s = 0.0
@@ -126,11 +76,11 @@ class Driver:
     def _can_launch(self, deadline: float | None) -> bool:
         if deadline is not None and time.monotonic() >= deadline:
             return False
-        if self.failures.exceeded or self.halt:
+        if self.table.failures.exceeded or self.table.halt:
             return False
         if self.spec.sampler == "grid" and not self.store.waiting():  # every cell taken
             return False
-        return self.store.finished() + len(self.running) < self.spec.trials
+        return self.store.finished() + len(self.table.calls) < self.spec.trials
 
     def _launch(self, actor: int) -> None:
         trial = self.store.ask(actor)
@@ -138,8 +88,8 @@ class Driver:
         drawn = self.spec.draw(trial, self.store.fixed(trial) if grid else None)
         cfg = self.spec.train_config(drawn)
         run_dir = str(run_folder(self.spec.out, trial.user_attrs["run"]))
-        ref = self.pool.start(actor, cfg, run_dir, self.spec.probe.model_dump())
-        self.running[ref] = Running(trial, actor, cfg)
+        call = self.pool.start(actor, cfg, run_dir, self.spec.probe.model_dump())
+        self.table.move(Running(trial, actor, cfg), TrialState.RUNNING, call=call)
         params = " ".join(f"{k}={fmt(v)}" for k, v in drawn.items())
         retry = trial.user_attrs.get("retry_of")
         note = f" (retry of {retry}, resumes its checkpoint)" if retry is not None else ""
@@ -172,30 +122,29 @@ class Driver:
         self._record(run, outcome)
         progress = Progress(run.epoch, run.cfg.epochs, run.trial.should_prune)
         decision = decide(outcome, progress, self.spec)
-        if decision.verdict is Verdict.CONTINUE:
-            self.running[self.pool.epoch(run.actor)] = run
+        if decision.state == TrialState.RUNNING:
+            self.table.move(run, TrialState.RUNNING, call=self.pool.epoch(run.actor))
             return
-        self._tell(run, decision)
+        ping = self.pool.ping(run.actor) if isinstance(outcome, Lost) else None
+        self._end(run, decision, ping)
         if decision.stop_study:
-            self.halt = decision.stop_study
-        if decision.retry:
-            if self.store.requeue(self.store.frozen(run.trial.number)):
-                number = run.trial.number
-                self.events.say("requeued", f"trial {number} re-queued", trial=number)
-        else:
-            self.pool.free.append(run.actor)
+            self.table.halt = decision.stop_study
+        if decision.retry and self.store.requeue(self.store.frozen(run.trial.number)):
+            number = run.trial.number
+            self.events.say("requeued", f"trial {number} re-queued", trial=number)
 
-    def _tell(self, run: Running, decision: Decision) -> None:
-        """End the trial in the storage (its epochs flushed first), then queue its row."""
+    def _end(self, run: Running, decision: Decision, ping: ray.ObjectRef | None = None) -> None:
+        """End the trial in the storage (its epochs flushed first) and in the table, then
+        queue its row; ``ping``: its actor died, and takes a trial again once this answers."""
         self.sink.flush_epochs()
-        number, state = run.trial.number, _STATES[decision.verdict]
+        number, state = run.trial.number, decision.state
         if state == TrialState.FAIL:
             frozen = self.store.fail(number, decision.reason)
         else:
             frozen = self.store.tell(number, state, run.last_value)
             self.finished_here += 1
+        self.table.move(run, state, ping=ping, reason=decision.reason)
         self.sink.trial(frozen)
-        self.failures.add(decision.verdict, decision.reason)
         self.events.finished(self.store.finished())
         value = f"val error {100 * run.last_value:.2f} %" if math.isfinite(run.last_value) else ""
         text = {
@@ -233,21 +182,25 @@ class Driver:
         try:
             while True:
                 self.stop.check()  # a signal arrived: stop here, between two whole steps
-                while self.pool.free and self._can_launch(deadline):
-                    self._launch(self.pool.free.pop(0))
-                if not self.running and not (self.pool.pings and self._can_launch(deadline)):
+                table = self.table
+                while table.free and self._can_launch(deadline):
+                    self._launch(table.free[0])
+                if not table.calls and not (table.reviving and self._can_launch(deadline)):
                     break
                 if self._unplaceable():
                     break
                 with self.stop.interruptible():
-                    ready = self.pool.wait(list(self.running), spec.flush_seconds)
+                    ready = self.pool.wait(table.pending(), spec.flush_seconds)
                 for ref in ready:
-                    run = self.running.pop(ref)
-                    self._take(run, self.pool.outcome(ref, run.actor))
+                    if ref in table.reviving:
+                        table.answered(ref, self.pool.answered(ref, table.reviving[ref]))
+                    else:
+                        run = table.arrived(ref)
+                        self._take(run, self.pool.outcome(ref, run.actor))
                 self.sink.maybe_flush()
                 self.lease.beat()
             self.stop.check()
-            if not self.halt:  # a handful of files per dataset, for fast reading
+            if not self.table.halt:  # a handful of files per dataset, for fast reading
                 files = self.sink.compact()
                 self.events.notify("compacted", files=files)
         except Interrupted as stopped:
@@ -255,10 +208,10 @@ class Driver:
                 raise
             self._interrupted(stopped)
         except (StorageLost, Damaged) as err:  # the storage went away; a part is unreadable
-            self.halt = str(err)
+            self.table.halt = str(err)
         except OSError as err:  # the Parquet or the journal: trials left running recover
             where = mask_password(spec.storage_url)
-            self.halt = unwritable(
+            self.table.halt = unwritable(
                 err if isinstance(err, WriteFailed) else f"cannot write {where}: {err}"
             )
         finally:
@@ -279,31 +232,30 @@ class Driver:
         queued again without using up a retry (the next run resumes them from their last
         checkpoint), and nothing more starts."""
         self.signal = stopped.signum
-        running = list(self.running.values())
-        self.running.clear()
-        self.halt = (
+        running = [self.table.arrived(call) for call in list(self.table.calls)]
+        self.table.halt = (
             f"interrupted ({stopped.name}): {len(running)} running trials failed and re-queued; "
             "the same command continues the study"
         )
         try:
             for run in running:
-                self._tell(run, Decision(Verdict.FAIL, "interrupted"))
+                self._end(run, Decision(TrialState.FAIL, "interrupted"))
                 self.store.requeue(self.store.frozen(run.trial.number), counted=False)
         except StorageLost as err:  # the next run fails and re-queues what is left
-            self.halt = f"interrupted ({stopped.name}); {err}"
+            self.table.halt = f"interrupted ({stopped.name}); {err}"
 
     def _unplaceable(self) -> bool:
         """Every actor is gone and Ray places none again (its node was lost and no node left
         has the resources): after ``placement_timeout`` seconds the study stops, rather than
         wait forever. While any actor lives, the study goes on with the ones it has."""
-        if self.running or self.pool.free or not self.pool.pings:
+        if self.table.calls or self.table.free or not self.table.reviving:
             self.unplaced_since = None
             return False
         now = time.monotonic()
         self.unplaced_since = self.unplaced_since or now
         if now - self.unplaced_since < self.spec.placement_timeout:
             return False
-        self.halt = (
+        self.table.halt = (
             f"no actor could be placed for {self.spec.placement_timeout:g} s (the cluster has "
             "no node left with the resources one actor needs); add nodes and run the same "
             "command again"
@@ -313,14 +265,15 @@ class Driver:
     def stopped(self) -> str | None:
         """Why the study stopped short of its budget because its trials kept failing: too
         many failures in a row, or a wall-time budget spent with every trial failing."""
-        if self.halt:
-            return self.halt
-        if self.failures.exceeded:
-            return f"{len(self.failures.in_row)} trials failed in a row; {self.failures.why()}"
+        failures = self.table.failures
+        if self.table.halt:
+            return self.table.halt
+        if failures.exceeded:
+            return f"{len(failures.in_row)} trials failed in a row; {failures.why()}"
         short = self.store.finished() < self.spec.trials  # then the time budget ended it
-        if short and self.failures.total and not self.finished_here:
-            n = self.failures.total
-            return f"the time budget ran out and all {n} trials failed; {self.failures.why()}"
+        if short and failures.total and not self.finished_here:
+            n = failures.total
+            return f"the time budget ran out and all {n} trials failed; {failures.why()}"
         return None
 
     def summary(self, wall_s: float) -> Summary:

@@ -1,12 +1,14 @@
 """What a call to a trial's actor comes back with, as types, and the one rule that decides the
-trial's fate from it (``decide``): a pure function, tested without Ray or Optuna."""
+trial's fate from it (``decide``): a pure function, tested without Ray or an Optuna study (the
+fate is Optuna's own ``TrialState``; RUNNING: train another epoch)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
+
+from optuna.trial import TrialState
 
 from eqpop.dynamics import Status
 from eqpop.population.spec import StudyConfig
@@ -74,16 +76,9 @@ def unwritable(why: object) -> str:
     return f"{why}; make room (or make --out writable) and run the same command again"
 
 
-class Verdict(Enum):
-    CONTINUE = "continue"  # train another epoch
-    COMPLETE = "complete"
-    PRUNE = "prune"
-    FAIL = "fail"
-
-
 @dataclass(frozen=True)
 class Decision:
-    verdict: Verdict
+    state: TrialState  # RUNNING (another epoch), COMPLETE, PRUNED or FAIL
     reason: str = ""  # why it failed
     retry: bool = False  # its actor is gone: run it again elsewhere (retry policy)
     stop_study: str = ""  # nothing more can run until the user acts: the line saying so
@@ -104,25 +99,25 @@ def decide(outcome: Outcome, trial: Progress, spec: StudyConfig) -> Decision:
     phase left further than ``spec.max_residual`` from its fixed point fails it; then it is
     complete after its last epoch, pruned if the pruner says so, else it goes on."""
     if isinstance(outcome, Lost):
-        return Decision(Verdict.FAIL, f"actor died ({outcome.why})", retry=True)
+        return Decision(TrialState.FAIL, f"actor died ({outcome.why})", retry=True)
     if isinstance(outcome, Raised):
-        return Decision(Verdict.FAIL, outcome.message)
+        return Decision(TrialState.FAIL, outcome.message)
     if isinstance(outcome, Unwritable):
         return Decision(
-            Verdict.FAIL, outcome.message, retry=True, stop_study=unwritable(outcome.message)
+            TrialState.FAIL, outcome.message, retry=True, stop_study=unwritable(outcome.message)
         )
     if isinstance(outcome, BrokenData):
         why = f"{outcome.message}; fix the data (or --data-dir) and run the same command again"
-        return Decision(Verdict.FAIL, outcome.message, retry=True, stop_study=why)
+        return Decision(TrialState.FAIL, outcome.message, retry=True, stop_study=why)
     if isinstance(outcome, Trained):
         if outcome.status == Status.NON_FINITE:
-            return Decision(Verdict.FAIL, f"diverged: {outcome.reason}")
+            return Decision(TrialState.FAIL, f"diverged: {outcome.reason}")
         residual = outcome.free_residual
         if residual is not None and residual > spec.max_residual:
             why = f"free phase did not converge (residual {residual:.3g} > {spec.max_residual})"
-            return Decision(Verdict.FAIL, why)
+            return Decision(TrialState.FAIL, why)
     if trial.epoch >= trial.epochs:
-        return Decision(Verdict.COMPLETE)
+        return Decision(TrialState.COMPLETE)
     if isinstance(outcome, Trained) and trial.should_prune():
-        return Decision(Verdict.PRUNE)
-    return Decision(Verdict.CONTINUE)
+        return Decision(TrialState.PRUNED)
+    return Decision(TrialState.RUNNING)

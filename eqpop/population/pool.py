@@ -1,7 +1,7 @@
 """The study's actors: one ``TrialActor`` per slot, started once and restarted by Ray when its
 process dies (``max_restarts=-1``, no task retries). Every call's result comes back through
 ``outcome``, which turns Ray's errors into typed outcomes; an actor that died takes no trial
-until it answers a ping."""
+until it answers a ping (which actor is where: the driver's ``TrialTable``)."""
 
 from __future__ import annotations
 
@@ -31,8 +31,6 @@ class ActorPool:
             max_task_retries=0,
         )
         self.actors = [TrialActor.options(**options).remote(threads) for _ in range(spec.actors)]
-        self.free = list(range(spec.actors))  # actors with no trial, ready for one
-        self.pings: dict[ray.ObjectRef, int] = {}  # actors coming back after a restart
         self.pids: dict[int, int] = {}  # process of each actor, as its last trial start said
 
     def start(self, actor: int, cfg: TrainConfig, run_dir: str, probe: dict[str, Any]):
@@ -43,13 +41,12 @@ class ActorPool:
 
     def outcome(self, ref: ray.ObjectRef, actor: int) -> Outcome:
         """The call's result, or why there is none: a dead or blank-restarted actor is Lost
-        (and revived), an error in the trial is Raised."""
+        (ping it until it answers), an error in the trial is Raised."""
         try:
             result = ray.get(ref)
         except (RayActorError, RayTaskError) as err:
             cause = getattr(err, "cause", None) or err
             if isinstance(err, RayActorError) or isinstance(cause, LostTrial):
-                self.revive(actor)
                 return Lost(type(cause).__name__)
             if isinstance(cause, WriteFailed):
                 return Unwritable(str(cause))
@@ -60,23 +57,23 @@ class ActorPool:
             self.pids[actor] = result.pid
         return result
 
-    def revive(self, actor: int) -> None:
-        """Calls made while Ray restarts an actor fail: ping it until it answers."""
-        self.pings[self.actors[actor].pid.remote()] = actor
+    def ping(self, actor: int) -> ray.ObjectRef:
+        """Calls made while Ray restarts an actor fail: this one answers once it is back."""
+        return self.actors[actor].pid.remote()
+
+    def answered(self, ping: ray.ObjectRef, actor: int) -> ray.ObjectRef | None:
+        """None if the actor answered its ``ping``, else (still restarting) the next ping."""
+        try:
+            ray.get(ping)
+            return None
+        except RayActorError:
+            time.sleep(0.2)
+            return self.ping(actor)
 
     def wait(self, refs: list[ray.ObjectRef], timeout: float) -> list[ray.ObjectRef]:
-        """The first of ``refs`` to be ready (or none after ``timeout`` seconds); actors that
-        answer their ping meanwhile go back to ``free``."""
-        ready, _ = ray.wait([*refs, *self.pings], num_returns=1, timeout=timeout)
-        for ref in [r for r in ready if r in self.pings]:
-            actor = self.pings.pop(ref)
-            try:
-                ray.get(ref)
-                self.free.append(actor)
-            except RayActorError:
-                time.sleep(0.2)  # still restarting
-                self.revive(actor)
-        return [r for r in ready if r in refs]
+        """The first of ``refs`` to be ready (or none after ``timeout`` seconds)."""
+        ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
+        return ready
 
     def shutdown(self) -> None:
         for actor in self.actors:

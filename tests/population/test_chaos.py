@@ -9,6 +9,7 @@ import random
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import yaml
 from optuna.trial import TrialState
@@ -17,8 +18,22 @@ from tiny_study import study_command, tiny_study
 
 
 def _actor_pids() -> list[int]:
+    """The study actors of this test session's Ray (its raylet is this process's child): never
+    those of another Ray on the machine, such as a user's study running beside the suite."""
     out = subprocess.run(["pgrep", "-f", "ray::TrialActor"], capture_output=True, text=True)
-    return [int(p) for p in out.stdout.split()]
+    return [int(p) for p in out.stdout.split() if _descends_from(int(p), os.getpid())]
+
+
+def _descends_from(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:  # it exited meanwhile
+            return False
+        pid = int(stat.rsplit(")", 1)[1].split()[1])  # the parent's pid
+        if pid == ancestor:
+            return True
+    return False
 
 
 def test_study_survives_random_kills_of_actors_and_driver(ray_address, tmp_path):
