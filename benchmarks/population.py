@@ -34,11 +34,11 @@ import optuna
 import pandas as pd
 
 from eqpop import records
-from eqpop.population import driver as driver_module
-from eqpop.population.pool import ActorPool
-from eqpop.population.sink import Sink
-from eqpop.population.spec import StudyConfig, build_study
-from eqpop.population.storage import TrialStore
+from eqpop.population.definition.spec import StudyConfig, build_study
+from eqpop.population.execution import driver as driver_module
+from eqpop.population.execution.pool import ActorPool
+from eqpop.population.results.sink import Sink
+from eqpop.population.storage.store import TrialStore
 from eqpop.records import COMPARISONS, DATASETS, METRICS, TRIALS, part_files
 
 KEYS = {TRIALS: ["trial"], METRICS: ["trial", "epoch"], COMPARISONS: ["trial", "epoch"]}
@@ -177,7 +177,7 @@ def bench_study(args: argparse.Namespace, out: Path) -> StudyConfig:
 def writer_scale(rows: int, per_flush: int, folder: Path) -> None:
     """The writer alone: ms per flush, files, read s before and after compaction, and the
     same rows written one part per flush (the baseline: what the writer did before)."""
-    from eqpop.population.writer import PartWriter
+    from eqpop.population.results.writer import PartWriter
 
     metrics = records.metrics_schema(2)
     batch = [

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import optuna
 
-from eqpop.population.storage import open_storage
+from eqpop.population.storage.store import open_storage
 
 
 def one_study(url: str, trials: int, epochs: int) -> float:

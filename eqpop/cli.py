@@ -233,7 +233,7 @@ def _add_study(p: argparse.ArgumentParser, builtin: str | None = None) -> None:
             "or a TOML/YAML study file; default: digits",
         )
     else:
-        from eqpop.population.builtin import BUILTIN
+        from eqpop.population.definition.builtin import BUILTIN
 
         p.set_defaults(study=builtin, address="detect")
         values, name = BUILTIN[builtin], builtin
@@ -295,7 +295,7 @@ def _add_report(p: argparse.ArgumentParser) -> None:
 
 def _run_report(args: argparse.Namespace) -> int:
     from eqpop.errors import printable
-    from eqpop.population.importance import study_importances
+    from eqpop.population.storage.importance import study_importances
     from eqpop.reports.html import write_report
 
     def warn(text: str) -> None:
@@ -332,7 +332,7 @@ def _run_compact(args: argparse.Namespace) -> int:
 def script_main(study: str, argv: list[str]) -> int:
     """``studies/<study>.py``: the built-in study as a standalone Ray driver, joining the Ray
     cluster it runs on (``ray submit``) or starting a local one."""
-    from eqpop.population.builtin import BUILTIN
+    from eqpop.population.definition.builtin import BUILTIN
 
     parser = _Parser(
         prog=Path(sys.argv[0]).name,

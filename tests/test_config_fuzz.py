@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eqpop.config import ConfigError, TrainConfig, build_config, parse_override, read_config_file
-from eqpop.population.spec import StudyConfig, build_study
+from eqpop.population.definition.spec import StudyConfig, build_study
 
 FIELDS = sorted(TrainConfig.model_fields)
 values = st.recursive(

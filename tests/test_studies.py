@@ -74,7 +74,7 @@ def test_each_paper_table_is_a_valid_grid_study(path):
     import yaml
 
     from eqpop.config import TrainConfig
-    from eqpop.population.spec import build_study
+    from eqpop.population.definition.spec import build_study
 
     values = yaml.safe_load(path.read_text())
     if values["preset"] != "digits-mlp":

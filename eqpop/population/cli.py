@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from eqpop.config import ConfigError, TrainConfig, parse_override, read_config_file
-from eqpop.population.builtin import BUILTIN
-from eqpop.population.spec import StudyConfig, build_study
+from eqpop.population.definition.builtin import BUILTIN
+from eqpop.population.definition.spec import StudyConfig, build_study
 
 #: flags that map one to one onto study fields
 FLAGS = ("trials", "timeout", "actors", "gpus_per_actor", "storage", "out", "address", "name")
@@ -127,7 +127,7 @@ def run_study_command(request: StudyRequest) -> int:
     failing, no room, no storage: everything written so far is kept), 128 + the signal's
     number when a signal stopped it."""
     from eqpop.interrupt import StopRequest
-    from eqpop.population.storage import stored_study
+    from eqpop.population.storage.store import stored_study
     from eqpop.records import mask_password
 
     spec = study_from_request(request)
@@ -144,7 +144,7 @@ def run_study_command(request: StudyRequest) -> int:
     if not request.quiet:
         where = "a local Ray" if spec.address == "local" else f"the Ray cluster ({spec.address})"
         print(f"study {spec.name}: {spec.out}, on {where}")
-    from eqpop.population.driver import run_study
+    from eqpop.population.execution.driver import run_study
 
     with StopRequest() as stop:
         summary = run_study(spec, progress=not request.quiet, stop=stop)
@@ -161,9 +161,9 @@ def run_compact_command(request: CompactRequest) -> int:
     first set aside what cannot be read (``repair.py``)."""
     import optuna
 
-    from eqpop.population.lease import Lease
-    from eqpop.population.repair import compact_study, repair_journal_of
-    from eqpop.population.storage import stored_study
+    from eqpop.population.results.repair import compact_study, repair_journal_of
+    from eqpop.population.storage.lease import Lease
+    from eqpop.population.storage.store import stored_study
     from eqpop.records import STUDY_JSON, mask_password, read_study, study_storage
 
     folder = request.path

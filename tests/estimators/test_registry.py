@@ -18,7 +18,7 @@ from eqpop.data import load_dataset
 from eqpop.estimators import registry
 from eqpop.estimators.base import Diagnostics, Estimate
 from eqpop.estimators.classic import classic
-from eqpop.population.spec import Probe
+from eqpop.population.definition.spec import Probe
 from eqpop.reports import load
 from eqpop.train import Trainer
 

@@ -11,9 +11,9 @@ import pytest
 
 from eqpop import records
 from eqpop.cli import main
-from eqpop.population.lease import Lease
-from eqpop.population.storage import open_storage
-from eqpop.population.writer import PartWriter
+from eqpop.population.results.writer import PartWriter
+from eqpop.population.storage.lease import Lease
+from eqpop.population.storage.store import open_storage
 from eqpop.records import part_files
 
 DATASETS = {

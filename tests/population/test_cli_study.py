@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import optuna
 import pandas as pd
@@ -18,11 +17,17 @@ import pytest
 import yaml
 from conftest import assert_usage_error
 from optuna.trial import TrialState
-from test_driver import assert_parquet_agrees, load
-from tiny_study import study_command, tiny_study
+from tiny_study import (
+    assert_parquet_agrees,
+    finished_count,
+    load,
+    stored_states,
+    study_command,
+    tiny_study,
+)
 
 from eqpop.cli import main
-from eqpop.population.storage import mask_password, open_storage
+from eqpop.population.storage.store import mask_password, open_storage
 from eqpop.records import part_files
 
 
@@ -81,31 +86,8 @@ def _study_file(tmp_path) -> tuple:
     return spec, path
 
 
-def _finished_rows(spec) -> int:
-    return len(pd.read_parquet(spec.out / "trials")) if part_files(spec.out / "trials") else 0
-
-
-def _trials(spec) -> list[optuna.trial.FrozenTrial]:
-    """The trials as the storage has them now (none before the study exists)."""
-    if not Path(spec.storage_url).exists():
-        return []
-    storage = open_storage(spec.storage_url)
-    if spec.name not in optuna.get_all_study_names(storage):
-        return []
-    return optuna.load_study(study_name=spec.name, storage=storage).trials
-
-
-def _states(spec) -> list[TrialState]:
-    return [t.state for t in _trials(spec)]
-
-
 def _running(spec) -> bool:
-    return TrialState.RUNNING in _states(spec)
-
-
-def _finished(spec) -> int:
-    """Trials the storage has heard end (their Parquet rows follow within flush_seconds)."""
-    return sum(state.is_finished() for state in _states(spec))
+    return TrialState.RUNNING in stored_states(spec)
 
 
 def test_driver_killed_with_sigkill_resumes_with_the_same_command(ray_address, tmp_path):
@@ -114,7 +96,7 @@ def test_driver_killed_with_sigkill_resumes_with_the_same_command(ray_address, t
     first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and first.poll() is None:
-        if _finished(spec) >= 2 and _running(spec):
+        if finished_count(spec) >= 2 and _running(spec):
             break
         time.sleep(0.2)
     assert first.poll() is None, first.stderr.read().decode()[-2000:]
@@ -231,7 +213,7 @@ def _wait_mid_study(proc, spec, finished: int = 1) -> None:
     """Until the driver has finished ``finished`` trials and runs others."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
-        if _finished(spec) >= finished and _running(spec):
+        if finished_count(spec) >= finished and _running(spec):
             return
         time.sleep(0.2)
     raise AssertionError(f"never mid-study: {proc.stderr.read().decode()[-2000:]}")

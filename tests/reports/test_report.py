@@ -12,7 +12,7 @@ from tiny_study import tiny_study
 from eqpop.cli import main
 from eqpop.compare import CompareConfig, run_compare
 from eqpop.io import write_parquet_atomic
-from eqpop.population.driver import run_study
+from eqpop.population.execution.driver import run_study
 from eqpop.reports import load
 from eqpop.reports.html import FIGURES
 

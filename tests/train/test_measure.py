@@ -6,7 +6,7 @@ import torch
 
 from eqpop.config import build_config
 from eqpop.data import load_dataset
-from eqpop.population.spec import Probe
+from eqpop.population.definition.spec import Probe
 from eqpop.train import Trainer
 
 
