@@ -154,8 +154,12 @@ def _collect(path: Path, found: _Found, depth: int = 0) -> bool:
 
 def _grid_settings(trials: pd.DataFrame, found: _Found) -> pd.DataFrame:
     """A grid trial's ``param_<field>`` where its cell did not set the field: the value it
-    trained with, its study's base (a homeostasis cell trained the base's method, say)."""
+    trained with, its study's base (a homeostasis cell trained the base's method, say). The
+    method is always there, as the tables label a trial by it, also for a grid that does not
+    search it (Fig. 4's: homeostasis strength by seed)."""
     grid = trials.study.isin(found.grids)
+    if "param_method" not in trials:
+        trials = trials.assign(param_method=None)
     for col in (c for c in trials.columns if c.startswith("param_")):
         base = trials.study.map(lambda s, f=col[6:]: found.configs.get(s, {}).get(f))
         trials[col] = trials[col].astype(object).where(~grid | trials[col].notna(), base)

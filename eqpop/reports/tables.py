@@ -63,7 +63,7 @@ def table1(trials: pd.DataFrame, methods: Methods | None = None) -> pd.DataFrame
     if done.empty:
         return pd.DataFrame()
     beta = done["param_beta"] if "param_beta" in done else pd.Series(np.nan, index=done.index)
-    nudged = done.param_method.map(methods.nudged).astype(bool)
+    nudged = done.param_method.astype(object).map(methods.nudged).astype(bool)
     done["|beta|"] = beta_bins(beta.where(nudged))
     table = done.pivot_table(
         index="label", columns="|beta|", values="value", aggfunc=_mean_std, observed=True

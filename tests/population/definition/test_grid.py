@@ -14,6 +14,7 @@ from tiny_study import study_command, tiny_study
 from eqpop.cli import main
 from eqpop.errors import ConfigError
 from eqpop.population.definition.spec import build_study
+from eqpop.population.execution.driver import run_study
 
 TABLE = {"method": {"choices": ["classic", "hep"]}, "beta": {"choices": [0.1, 0.5]}}
 
@@ -83,6 +84,19 @@ def test_a_2x2_grid_study_runs_every_cell_once_and_reports_the_table(ray_address
     assert list(cells.method) == ["classic", "classic", "hep", "hep"]  # N is not a setting here
     assert list(cells.beta) == [0.1, 0.5, 0.1, 0.5]
     assert cells["val error %"].str.endswith("(n=1)").all()
+
+
+def test_a_grid_that_does_not_search_the_method_has_its_cells_table(ray_address, tmp_path):
+    """Fig. 4's grid (homeostasis strength by seed) searches no method. Before: its cells.md
+    said "(no rows)", as the tables found no ``param_method`` to label the trials by."""
+    base = {**tiny_study(tmp_path).base, "epochs": 1, "method": "rbp"}
+    space = {"lambda_homeo": {"choices": [0.0, 1.0]}, "seed": {"choices": [0]}}
+    spec = grid_study(tmp_path, actors=2, base=base, space=space)
+    assert run_study(spec, progress=False).counts == {"COMPLETE": 2}
+    assert main(["report", str(spec.out), "--out", str(tmp_path / "report")]) == 0
+    cells = pd.read_csv(tmp_path / "report" / "cells.csv", index_col=0)
+    assert list(cells.method) == ["rbp", "rbp"] and list(cells.lambda_homeo) == [0, 1]
+    assert cells["symmetry ratio"].str.endswith("(n=1)").all()
 
 
 def test_a_cell_field_given_as_1_and_0_5_is_one_float_column(tmp_path):
