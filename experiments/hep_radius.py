@@ -1,7 +1,7 @@
 """How close each finite-nudge estimate is to the exact d_beta s* on a *trained* net, and how far
 hEP's complex nudges reach towards the activation's poles (docs/results.md).
 
-    python experiments/hep_radius.py reports/fmnist-table1/N-4--beta--0-5-s0
+    python experiments/hep_radius.py reports/fmnist-table1/runs/00008   # a trial's run folder
 
 Loads the run's checkpoint, settles the probe batch in float64 and compares every estimate
 (classic in both directions, hEP N = 2, 4, 6 at |beta| 0.05, 0.2, 0.5) with ``exact``
