@@ -3,12 +3,18 @@
 Each EP-type estimate is compared, layer by layer, with RBP's delta (the true error) and with the
 exact d_beta s* (what EP would give without finite-nudge bias); their gap is the bias from
 Jacobian asymmetry. The free fixed point is settled once and shared by all free-phase methods.
+
+Two measurements (the ``measured`` column), so that a finite nudge's bias is not mixed up with a
+short nudged phase's truncation: ``converged``, the free phase, every nudged phase and the
+exact derivative run ``CAP`` x ``t_free`` steps (the paper's Fig. 2), and ``as_trained``, the
+grid's own ``t_nudge`` against the exact derivative through the same ``t_nudge`` nudged steps
+(what a training step gets). RBP's delta, the true error, is the converged one in both.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 import torch
@@ -19,6 +25,7 @@ from eqpop.config import CompareConfig
 from eqpop.dynamics import Settled, settle
 from eqpop.errors import ConfigError
 from eqpop.estimators import Estimate, registry
+from eqpop.estimators.exact import CAP
 from eqpop.metrics import grad_cosine, layer_cosines, relative_errors
 from eqpop.nets import EquilibriumNet, net_for_data
 from eqpop.records import COMPARE_COLUMNS, MEASURES, with_methods
@@ -42,6 +49,11 @@ class Grid:
     t_nudge: int
     periods: int
     steps_per_point: int
+
+    @property
+    def converged(self) -> Grid:
+        """The same grid with nudged phases as long as the exact derivative's default cap."""
+        return replace(self, t_nudge=CAP * self.t_free)
 
     def runs(self, truth: bool = True, free_only: bool = False) -> list[Run]:
         """``truth``: with the ground truths; ``free_only``: only the methods that start from
@@ -100,7 +112,7 @@ def truths(results: dict[Run, Estimate]) -> tuple[Estimate, Estimate]:
 
 
 def comparison_rows(
-    results: dict[Run, Estimate], rbp: Estimate, exact: Estimate
+    results: dict[Run, Estimate], rbp: Estimate, exact: Estimate, measured: str
 ) -> list[dict[str, object]]:
     """One row per estimate and layer: cosines with RBP's delta and the exact d_beta s*."""
     rows: list[dict[str, object]] = []
@@ -117,6 +129,7 @@ def comparison_rows(
                     "beta": beta,
                     "n_points": n,
                     "layer": layer,
+                    "measured": measured,
                     "cos_rbp": float(cos_rbp[layer]),
                     "cos_exact": float(cos_exact[layer]),
                     "rel_err_exact": rel[layer],
@@ -127,6 +140,33 @@ def comparison_rows(
                 }
             )
     return rows
+
+
+def measure_grid(
+    net: EquilibriumNet,
+    x: Tensor,
+    y: Tensor,
+    grid: Grid,
+    free: Settled,
+    progress: bool = False,
+) -> tuple[list[dict[str, object]], tuple[Estimate, Estimate]]:
+    """Both measurements of the grid (module docstring) as comparison rows, and the
+    as-trained truths (RBP's delta, the exact derivative through ``t_nudge`` steps) for
+    further estimates made with the grid's own step counts. ``free``: the free phase as
+    trained; the converged measurement runs it on to ``CAP`` x ``t_free`` steps first (a free
+    phase still drifting enters a one-sided estimate divided by beta)."""
+    settled = settle(net, free.inputs, state=free.state, steps=(CAP - 1) * grid.t_free)
+    converged = estimate_grid(net, x, y, grid.converged, settled, progress=progress)
+    rbp, exact = truths(converged)
+    rows = comparison_rows(converged, rbp, exact, "converged")
+    d_beta = registry.truth("d_beta").name
+    finite = registry.estimate(
+        net, x, y, d_beta, t_free=grid.t_free, t_adjoint=grid.t_nudge, free=free
+    )
+    trained = {(registry.truth("delta").name, None, None): rbp, (d_beta, None, None): finite}
+    trained |= estimate_grid(net, x, y, grid, free, truth=False, progress=progress)
+    rows += comparison_rows(trained, rbp, finite, "as_trained")
+    return rows, (rbp, finite)
 
 
 def run_compare(cfg: CompareConfig, progress: bool = True) -> pd.DataFrame:
@@ -158,8 +198,7 @@ def run_compare(cfg: CompareConfig, progress: bool = True) -> pd.DataFrame:
         cfg.periods,
         cfg.steps_per_point,
     )
-    results = estimate_grid(net, x, y, grid, settle(net, x, steps=cfg.t_free), progress=progress)
-    rows = comparison_rows(results, *truths(results))
+    rows, _ = measure_grid(net, x, y, grid, settle(net, x, steps=cfg.t_free), progress)
     frame = pd.DataFrame(rows, columns=MEASURES).assign(
         net=cfg.net, dataset=cfg.dataset, seed=cfg.seed
     )

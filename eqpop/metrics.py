@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -28,11 +30,13 @@ def layer_cosines(a: State, b: State, per_sample: bool = False) -> list[Tensor]:
 
 
 def relative_errors(a: State, reference: State) -> list[float]:
-    """Layer-wise ``||a - ref|| / ||ref||``."""
-    return [
-        float((x.double() - r.double()).norm() / r.double().norm().clamp_min(1e-300))
-        for x, r in zip(a, reference)
-    ]
+    """Layer-wise ``||a - ref|| / ||ref||``; NaN for a layer whose reference is zero (the
+    derivative through T nudged steps of a layer the nudge has not reached within T)."""
+    out = []
+    for x, r in zip(a, reference):
+        scale = float(r.double().norm())
+        out.append(float((x.double() - r.double()).norm()) / scale if scale > 0 else math.nan)
+    return out
 
 
 def grad_cosine(a: dict[str, Tensor], b: dict[str, Tensor]) -> float:

@@ -156,6 +156,7 @@ MEASURES = [
     "beta",
     "n_points",
     "layer",
+    "measured",
     "cos_rbp",
     "cos_exact",
     "rel_err_exact",
@@ -164,6 +165,10 @@ MEASURES = [
     "residual",
     "imag_ratio",
 ]
+
+#: ``measured``: how a comparison row was measured (Fig. 2 as the paper means it, and what a
+#: training step gets)
+MEASURED = ("converged", "as_trained")
 
 #: the columns of a compare file (``eqpop compare``): the measurements and what was measured
 COMPARE_COLUMNS = [*MEASURES, "net", "dataset", "seed"]
@@ -236,6 +241,7 @@ def comparisons_schema() -> pa.Schema:
         "beta": pa.float64(),
         "n_points": pa.int64(),
         "layer": pa.int64(),
+        "measured": pa.string(),
     }
     return pa.schema(
         [

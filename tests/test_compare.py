@@ -29,7 +29,7 @@ def test_compare_writes_one_row_per_method_beta_n_layer(tmp_path):
     frame = pd.read_parquet(out)
     assert list(frame.columns) == COLUMNS
     # rbp + exact, then per beta: classic + 2 hep + 2 hep_continuous; 3 layers each
-    assert len(frame) == (2 + 2 * 5) * 3
+    assert len(frame) == 2 * (2 + 2 * 5) * 3  # converged and as trained
     rbp = frame[frame.method == "rbp"]
     assert (rbp.cos_rbp > 0.999999).all() and (rbp.grad_cos_rbp > 0.999999).all()
     exact = frame[frame.method == "exact"]
@@ -83,3 +83,31 @@ def test_bad_arguments_give_one_line_exit_2_and_no_file(tmp_path, capsys, args, 
     out = tmp_path / "sub" / "c.parquet"
     code = main(["compare", "--out", str(out), *FAST, *args])
     assert_usage_error(capsys, code, field, tmp_path / "sub")
+
+
+def test_converged_and_as_trained_each_have_their_own_truth(tmp_path):
+    """Fig. 2 as the paper means it. Converged (nudged phases and the exact derivative run 10 x
+    t_free steps): hEP approaches the exact derivative as N grows and beats classic at every
+    |beta|. As trained (5 nudged steps): each estimate is compared with the exact derivative
+    through the same 5 steps, which a tiny nudge reaches, not with the converged one."""
+    out = tmp_path / "m.parquet"
+    fast = ["--batch", "8", "--t-free", "60", "--periods", "1", "--steps-per-point", "10"]
+    args = ["--betas", "0.001,0.1,0.5", "--n-points", "2,4", "--t-nudge", "5", "--quiet"]
+    assert main(["compare", *fast, *args, "--out", str(out)]) == 0
+    frame = pd.read_parquet(out)
+    converged, trained = (frame[frame.measured == m] for m in ("converged", "as_trained"))
+    assert len(converged) == len(trained) == len(frame) // 2
+
+    def cosine(rows, method, beta, n=None):
+        picked = rows[(rows.method == method) & (rows.beta == beta)]
+        return picked[picked.n_points == n] if n else picked
+
+    assert cosine(converged, "hep", 0.1, 4).cos_exact.min() >= 0.99
+    for beta in (0.001, 0.1, 0.5):
+        hep = cosine(converged, "hep", beta, 4).cos_exact.mean()
+        assert hep > cosine(converged, "classic", beta).cos_exact.mean()
+    assert cosine(trained, "hep", 0.001, 2).rel_err_exact.max() < 1e-3
+    exact = {
+        m: rows[rows.method == "exact"].cos_rbp.to_numpy() for m, rows in frame.groupby("measured")
+    }
+    assert abs(exact["as_trained"] - exact["converged"]).max() > 1e-3  # 2.5e-3 after 5 steps

@@ -45,14 +45,27 @@ def _labelled(comparisons: pd.DataFrame, methods: Methods) -> pd.DataFrame:
     return frame
 
 
+#: how a figure names each measurement (``measured``; rows written before it existed have none)
+_MEASURED = {"converged": "converged (the paper's Fig. 2)", "as_trained": "as trained"}
+
+
+def _measured(frame: pd.DataFrame) -> pd.Series:
+    """Each row's measurement as a figure names it, blank where the rows do not say."""
+    if "measured" not in frame:
+        return pd.Series("", index=frame.index)
+    return frame.measured.astype(object).map(_MEASURED).fillna("")
+
+
 def cosine_vs_beta(comparisons: pd.DataFrame, methods: Methods) -> Figure | None:
     """Fig. 2a-b: cosine with the exact d_beta s* and with RBP's delta against |beta|, one row
-    of panels per study or compare run (their nets differ), one line per method and N; the
-    exact d_beta s*'s own cosine with RBP dashed."""
+    of panels per study or compare run (their nets differ) and measurement (converged; as
+    trained, against the exact derivative through the same nudged steps), one line per method
+    and N; the exact d_beta s*'s own cosine with RBP dashed."""
     if comparisons.empty:
         return None
     frame = _labelled(latest(comparisons), methods)
-    frame["source"] = frame.study.astype(str)
+    measured = _measured(frame)
+    frame["source"] = frame.study.astype(str) + measured.where(measured == "", ", " + measured)
     nudged = frame[frame.beta.notna()]
     sources = sorted(nudged.source.unique())
     labels = methods.order(nudged.label)
@@ -94,10 +107,14 @@ def cosine_vs_beta(comparisons: pd.DataFrame, methods: Methods) -> Figure | None
 
 def layer_cosines(comparisons: pd.DataFrame, methods: Methods) -> Figure | None:
     """Fig. 2c-d style: the distribution over trials and |beta| of the layer-wise cosine with
-    RBP's delta, one panel per layer, one box per method (RBP's own left out)."""
+    RBP's delta, one panel per layer, one box per method (RBP's own left out); the converged
+    measurement where the rows have one."""
     if comparisons.empty:
         return None
     frame = _labelled(latest(comparisons), methods)
+    measured = _measured(frame)
+    if (measured == _MEASURED["converged"]).any():
+        frame = frame[measured == _MEASURED["converged"]]
     frame = frame[frame.method != methods.truth("delta")]
     layers = sorted(frame.layer.dropna().unique())
     fig, axes = plt.subplots(

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from eqpop import homeostasis
-from eqpop.compare import Grid, comparison_rows, estimate_grid, truths
+from eqpop.compare import Grid, comparison_rows, estimate_grid, measure_grid
 from eqpop.config import TrainConfig
 from eqpop.data import Split, eval_batches
 from eqpop.dynamics import settle
@@ -86,9 +86,9 @@ def probe_rows(
     state: TrainingState, cfg: TrainConfig, probe: tuple[Tensor, Tensor], grid: ProbeGrid
 ) -> list[dict[str, Any]]:
     """Every registered estimator (every |beta| and N of ``grid``) from the settled free
-    phase; under Init-EP also every estimate with a free phase started from the initializer's
-    prediction with the trial's own ``t_free`` (rows with ``init_ep`` true), against the same
-    ground truths."""
+    phase, measured converged and as trained (``eqpop.compare.measure_grid``); under Init-EP also
+    every estimate with a free phase started from the initializer's prediction with the trial's
+    own ``t_free`` (rows with ``init_ep`` true), as trained."""
     net = copy.deepcopy(state.net).double()
     x, y = probe
     x, y = x[: grid.batch].double(), y[: grid.batch]
@@ -100,9 +100,8 @@ def probe_rows(
         cfg.periods,
         cfg.steps_per_point,
     )
-    results = estimate_grid(net, x, y, steps, settle(net, x, **cfg.relaxation()))
-    truth = truths(results)
-    rows = [dict(row, init_ep=False) for row in comparison_rows(results, *truth)]
+    rows, truth = measure_grid(net, x, y, steps, settle(net, x, **cfg.relaxation()))
+    rows = [dict(row, init_ep=False) for row in rows]
     if state.initializer is not None:
         init = copy.deepcopy(state.initializer).double()
         dyn = anchored(net, init, cfg.init_ep_lambda)
@@ -110,5 +109,6 @@ def probe_rows(
             start = init(x)
         free = settle(dyn, x, state=start, **cfg.relaxation())
         variants = estimate_grid(dyn, x, y, steps, free, truth=False, free_only=True)
-        rows += [dict(row, init_ep=True) for row in comparison_rows(variants, *truth)]
+        measured = comparison_rows(variants, *truth, "as_trained")
+        rows += [dict(row, init_ep=True) for row in measured]
     return rows

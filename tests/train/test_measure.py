@@ -7,6 +7,7 @@ import torch
 from eqpop.config import build_config
 from eqpop.data import load_dataset
 from eqpop.population.definition.spec import Probe
+from eqpop.records import MEASURED
 from eqpop.train import Trainer
 
 
@@ -38,6 +39,10 @@ def test_probe_rows_cover_every_estimator_and_init_ep_variants():
                 ("hep", beta, n, True),
             } <= keys
     assert not any(m == "hep_continuous" and ie for m, _, _, ie in keys)
-    assert len(rows) == len(keys) * 2  # two layers each
+    # every estimate measured converged and as trained; Init-EP's variants as trained only
+    measured = {(r["method"], r["beta"], r["n_points"], r["init_ep"], r["measured"]) for r in rows}
+    assert {k[4] for k in measured if k[3]} == {"as_trained"}
+    assert {k[:4] + (m,) for k in keys if not k[3] for m in MEASURED} <= measured
+    assert len(rows) == len(measured) * 2  # two layers each
     rbp = [r for r in rows if r["method"] == "rbp"]
     assert all(abs(r["cos_rbp"] - 1) < 1e-9 for r in rbp)
