@@ -158,7 +158,7 @@ def run_study_command(request: StudyRequest) -> int:
 def run_compact_command(request: CompactRequest) -> int:
     """Compact a study folder's three datasets while holding the study's lease, so that no
     driver writes to it meanwhile (a live one makes this refuse, naming it); with ``--repair``
-    first set aside what cannot be read (``repair.py``)."""
+    first set aside what cannot be read (``results/repair.py``)."""
     import optuna
 
     from eqpop.population.results.repair import compact_study, repair_journal_of

@@ -1,16 +1,17 @@
 """The driver: owns the Optuna study (ask/tell) and keeps every actor busy.
 
 Its loop is ask, submit, wait, decide, tell, over named parts: the study's storage and retry
-policy (``storage.py``), the actors (``pool.py``), the trial table that says which trial runs
-on which actor and moves it between states (``table.py``), typed outcomes and the rule that
-decides a trial's fate (``outcome.py``) and the Parquet and JSON files (``sink.py``). As soon as
-an actor reports an epoch the driver reports it to the trial and asks the pruner; a pruned or
-finished actor takes the next trial at once (no synchronous rounds). An actor that dies fails
-its trial with the reason and the trial is re-queued (same parameters, resumed from its last
-checkpoint) up to ``max_retries`` times. A driver started again on the same storage fails the
-trials the previous driver left RUNNING and re-queues them the same way; finished trials stay. A
-study whose trials keep failing stops itself (``max_failures_in_row``), saying why. A run that
-ends without being halted leaves each Parquet dataset compacted to a handful of files.
+policy (``storage/store.py``), the actors (``pool.py``), the trial table that says which trial
+runs on which actor and moves it between states (``table.py``), typed outcomes and the rule
+that decides a trial's fate (``outcome.py``) and the Parquet and JSON files
+(``results/sink.py``). As soon as an actor reports an epoch the driver reports it to the trial
+and asks the pruner; a pruned or finished actor takes the next trial at once (no synchronous
+rounds). An actor that dies fails its trial with the reason and the trial is re-queued (same
+parameters, resumed from its last checkpoint) up to ``max_retries`` times. A driver started
+again on the same storage fails the trials the previous driver left RUNNING and re-queues them
+the same way; finished trials stay. A study whose trials keep failing stops itself
+(``max_failures_in_row``), saying why. A run that ends without being halted leaves each Parquet
+dataset compacted to a handful of files.
 """
 
 from __future__ import annotations
