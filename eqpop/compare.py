@@ -164,21 +164,22 @@ def measure_grid(
     converged = estimate_grid(net, x, y, grid.converged, settled, progress=progress)
     rbp, exact = truths(converged)
     rows = comparison_rows(converged, rbp, exact, "converged")
-    d_beta = registry.truth("d_beta").name
+    delta, d_beta = (m.name for m in registry.truths())
     finite = registry.estimate(
         net, x, y, d_beta, t_free=grid.t_free, t_adjoint=grid.t_nudge, free=free
     )
-    # a method with neither a free phase nor a nudged phase to shorten (hep_continuous) gives
-    # the same estimate in both measurements: made once
-    same = {
-        run: est
-        for run, est in converged.items()
-        if not (registry.get(run[0]).free_phase or "t_nudge" in registry.get(run[0]).hyper)
-    }
-    trained = {(registry.truth("delta").name, None, None): rbp, (d_beta, None, None): finite}
+    same = {run: est for run, est in converged.items() if _unshortened(run[0])}
+    trained = {(delta, None, None): rbp, (d_beta, None, None): finite}
     trained |= estimate_grid(net, x, y, grid, free, truth=False, progress=progress, known=same)
     rows += comparison_rows(trained, rbp, finite, "as_trained")
     return rows, (rbp, finite)
+
+
+def _unshortened(name: str) -> bool:
+    """A method with neither a free phase nor a nudged phase to shorten (hep_continuous): its
+    estimate is the same in both measurements, so it is made once."""
+    method = registry.get(name)
+    return not (method.free_phase or "t_nudge" in method.hyper)
 
 
 def run_compare(cfg: CompareConfig, progress: bool = True) -> pd.DataFrame:

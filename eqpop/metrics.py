@@ -34,8 +34,9 @@ def relative_errors(a: State, reference: State) -> list[float]:
     derivative through T nudged steps of a layer the nudge has not reached within T)."""
     out = []
     for x, r in zip(a, reference):
-        scale = float(r.double().norm())
-        out.append(float((x.double() - r.double()).norm()) / scale if scale > 0 else math.nan)
+        r = r.double()
+        scale = float(r.norm())
+        out.append(float((x.double() - r).norm()) / scale if scale > 0 else math.nan)
     return out
 
 
