@@ -86,8 +86,9 @@ def estimate_grid(
     progress: bool = False,
     known: dict[Run, Estimate] | None = None,
 ) -> dict[Run, Estimate]:
-    """Every estimate of the grid (``Grid.runs``); those with a free phase share ``free``; those
-    in ``known`` are taken from it, not made again."""
+    """Every estimate of the grid (``Grid.runs``) that the net can take (no complex nudge on a
+    net that is not holomorphic); those with a free phase share ``free``; those in ``known``
+    are taken from it, not made again."""
     common = dict(
         t_free=grid.t_free,
         t_nudge=grid.t_nudge,
@@ -96,7 +97,7 @@ def estimate_grid(
         steps_per_point=grid.steps_per_point,
     )
     results: dict[Run, Estimate] = {}
-    runs = grid.runs(truth, free_only)
+    runs = [r for r in grid.runs(truth, free_only) if _runs_on(net, r[0])]
     for method, beta, n in tqdm(runs, desc="estimating", disable=not progress, unit="est"):
         if known and (method, beta, n) in known:
             results[(method, beta, n)] = known[(method, beta, n)]
@@ -108,6 +109,11 @@ def estimate_grid(
             hyper["n_points"] = n
         results[(method, beta, n)] = registry.estimate(net, x, y, method, **hyper)
     return results
+
+
+def _runs_on(net: EquilibriumNet, method: str) -> bool:
+    """A method that nudges with complex beta runs on holomorphic nets only."""
+    return net.holomorphic or not registry.get(method).complex_nudge
 
 
 def truths(results: dict[Run, Estimate]) -> tuple[Estimate, Estimate]:

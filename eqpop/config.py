@@ -60,6 +60,13 @@ def _registered(field: str, value: str) -> str:
     return value
 
 
+def _holomorphic(net: str) -> bool:
+    """Whether a registered net takes complex states (its class's ``analytic_strip``)."""
+    from eqpop.nets import NETS
+
+    return NETS[net].analytic_strip > 0
+
+
 class NetShape(BaseModel):
     """The net's fields, as a training run and a comparison share them."""
 
@@ -116,8 +123,9 @@ class TrainConfig(NetShape):
     )
     init: str = Field(
         default="uniform",
-        description="weight draw: uniform (PyTorch's default, U(+-1/sqrt(fan_in))) or "
-        "lecun_normal (Flax's, the papers' code: truncated normal, std 1/sqrt(fan_in))",
+        description="weight draw: uniform (PyTorch's default, U(+-1/sqrt(fan_in))), "
+        "lecun_normal (Flax's, the papers' code: truncated normal, std 1/sqrt(fan_in)) or "
+        "xavier_uniform (Glorot's, O'Connor et al.'s code: U(+-sqrt(6/(fan_in+fan_out))))",
     )
     # data
     dataset: str = Field(default="digits", description="a registered data set")
@@ -200,7 +208,13 @@ class TrainConfig(NetShape):
         default=False,
         description="start every free phase from a feed-forward initializer (O'Connor)",
     )
-    init_ep_lr: float = Field(default=0.01, gt=0)
+    init_ep_lr: float = Field(
+        default=0.01, gt=0, description="the initializer's rate (times lr_scales per layer)"
+    )
+    init_ep_optimizer: Literal["adam", "sgd"] = Field(
+        default="adam",
+        description="how the initializer learns: adam, or plain sgd (O'Connor et al.'s)",
+    )
     init_ep_lambda: float = Field(default=0.0, ge=0, description="Eq. (10) pull to prediction")
     # measurement and run
     probe_batch: int = Field(default=64, ge=1)
@@ -272,6 +286,11 @@ class TrainConfig(NetShape):
             raise ValueError("solver anderson needs solver_tol (the residual to reach)")
         if self.init_ep and not registry.get(self.method).free_phase:
             raise ValueError(f"init_ep needs a free phase; {self.method} has none")
+        if registry.get(self.method).complex_nudge and not _holomorphic(self.net):
+            raise ValueError(
+                f"method {self.method} nudges with complex beta and the {self.net} net is not "
+                "holomorphic; choose a method with real nudges (classic, exact, rbp)"
+            )
         if self.dataset not in ("digits", "synthetic") and self.data_dir is None:
             raise ValueError(f"dataset {self.dataset} needs data_dir (--data-dir)")
         return self

@@ -52,6 +52,9 @@ def test_paper_conv_scales_are_one_per_layer_plus_readout():
         ({"feedback_scale": "own"}, "feedback_scale: needs asymmetry_angle"),
         ({"feedback_scale": "fan_in", "asymmetry_angle": 90.0}, "feedback_scale: got 'fan_in'"),
         ({"init_ep": True, "method": "hep_continuous"}, "init_ep"),
+        ({"net": "clipped", "method": "hep"}, "is not holomorphic"),
+        ({"net": "clipped", "method": "hep_continuous"}, "is not holomorphic"),
+        ({"init_ep_optimizer": "rmsprop"}, "init_ep_optimizer"),
         ({"colour": 1}, "colour: unknown field"),
     ],
 )

@@ -87,4 +87,6 @@ def hep(
 
 
 # N/2 + 1 points are settled (the others are their conjugates), each for t_nudge steps
-register(Method("hep", hep, cost="t_free + (n_points // 2 + 1) * t_nudge", order=20))
+register(
+    Method("hep", hep, cost="t_free + (n_points // 2 + 1) * t_nudge", order=20, complex_nudge=True)
+)

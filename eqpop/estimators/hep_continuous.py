@@ -87,4 +87,4 @@ def hep_continuous(
 
 # a period: N values of beta, each held for steps_per_point steps
 _COST = "periods * n_points * steps_per_point"
-register(Method("hep_continuous", hep_continuous, cost=_COST, order=30))
+register(Method("hep_continuous", hep_continuous, cost=_COST, order=30, complex_nudge=True))

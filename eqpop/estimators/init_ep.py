@@ -9,20 +9,41 @@ phase then starts from its prediction, which combines with any estimator that ha
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
-from eqpop.nets.activations import shifted_sigmoid, sigmoid_weighted_unit
-from eqpop.nets.base import EquilibriumNet, Inputs, State, batch_of
+from eqpop.nets.activations import (
+    hard_sigmoid,
+    leaky_hard_sigmoid,
+    shifted_sigmoid,
+    sigmoid_weighted_unit,
+)
+from eqpop.nets.base import EquilibriumNet, Inputs, State, WeightInit, batch_of
+from eqpop.nets.clipped import ClippedMLP
 from eqpop.nets.conv import ConvNet, softmax_pool
 
 
-class Initializer(nn.Module):
-    """Predicts every layer's free fixed point u*_l from x in one forward pass."""
+def _same(t: Tensor) -> Tensor:
+    return t
 
-    def __init__(self, net: EquilibriumNet):
+
+class Initializer(nn.Module):
+    """Predicts every layer's free fixed point u*_l from x in one forward pass.
+
+    Its weights are drawn as the net's (``init``) and its biases start at zero. For the clipped
+    net it is O'Connor et al.'s: each layer's prediction is ``leaky_hard_sigmoid`` of its affine
+    output and feeds the next layer as it is, and it regresses the settled *clipped* state."""
+
+    def __init__(self, net: EquilibriumNet, init: WeightInit | None = None):
         super().__init__()
         self.conv = isinstance(net, ConvNet)
+        clipped = isinstance(net, ClippedMLP)
+        #: how a layer's affine output becomes its predicted state, and which view of the
+        #: settled state the prediction regresses
+        self.predict: Callable[[Tensor], Tensor] = leaky_hard_sigmoid if clipped else _same
+        self.observe: Callable[[Tensor], Tensor] = hard_sigmoid if clipped else _same
         if self.conv:
             c_in = [net.w_f[0].shape[1], *net.channels[:-1]]
             self.paddings = list(net.paddings)
@@ -34,7 +55,10 @@ class Initializer(nn.Module):
         else:
             sizes = net.sizes
             self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
-            self.act = shifted_sigmoid
+            self.act = _same if clipped else shifted_sigmoid  # how a prediction feeds the next
+        for layer in self.layers:
+            (init or WeightInit()).fill_(layer.weight, layer.weight[0].numel())
+            nn.init.zeros_(layer.bias)
         self.to(next(net.parameters()).dtype)
 
     def _layer(self, k: int, inp: Tensor) -> Tensor:
@@ -46,24 +70,27 @@ class Initializer(nn.Module):
         """Predicted states; ``local`` detaches each layer's input (training with local losses)."""
         out, inp = [], x
         for k in range(len(self.layers)):
-            u = self._layer(k, inp)
+            u = self.predict(self._layer(k, inp))
             out.append(u)
             inp = self.act(u.detach() if local else u)
         return tuple(out)
 
     def local_loss(self, x: Tensor, target: State) -> Tensor:
-        """Sum over layers of the mean squared distance to the settled state (Eq. 8)."""
+        """Sum over layers of half the squared distance to the settled state, averaged over the
+        batch (Eq. 8 halved, as O'Connor et al.'s code: its gradient is the plain difference)."""
         pred = self(x, local=True)
-        return sum(((p - t.detach()) ** 2).flatten(1).sum(1).mean() for p, t in zip(pred, target))
+        return sum(
+            ((p - self.observe(t.detach())) ** 2).flatten(1).sum(1).mean() / 2
+            for p, t in zip(pred, target)
+        )
 
-
-def distance(pred: State, state: State) -> Tensor:
-    """RMS distance between a prediction and a fixed point over all units (0-dim, float64,
-    on the device: an evaluation reads it once per epoch)."""
-    sq = torch.zeros((), dtype=torch.float64, device=state[0].device)
-    for p, s in zip(pred, state):
-        sq = sq + ((p - s) ** 2).sum().double()
-    return (sq / sum(s.numel() for s in state)) ** 0.5
+    def distance(self, pred: State, state: State) -> Tensor:
+        """RMS distance between a prediction and the settled state it regresses, over all units
+        (0-dim, float64, on the device: an evaluation reads it once per epoch)."""
+        sq = torch.zeros((), dtype=torch.float64, device=state[0].device)
+        for p, s in zip(pred, state):
+            sq = sq + ((p - self.observe(s)) ** 2).sum().double()
+        return (sq / sum(s.numel() for s in state)) ** 0.5
 
 
 class Anchored(EquilibriumNet):
@@ -104,8 +131,10 @@ class Anchored(EquilibriumNet):
 
     def drive(self, s: State, x: Tensor | Inputs, beta=0.0, y=None) -> State:
         d = self.inner.drive(s, x, beta, y)
-        t = self._target(batch_of(x))
-        return tuple((a + self.lam * b.to(a.dtype)) / (1 + self.lam) for a, b in zip(d, t))
+        return self.inner.anchor(d, s, self._target(batch_of(x)), self.lam)
+
+    def origin(self, state: State, activated: State) -> State:
+        return self.inner.origin(state, activated)
 
     def readout(self, state: State) -> Tensor:
         return self.inner.readout(state)
@@ -122,7 +151,7 @@ class Anchored(EquilibriumNet):
         return self.inner.analytic_strip
 
 
-__all__ = ["Anchored", "Initializer", "distance"]
+__all__ = ["Anchored", "Initializer"]
 
 
 def anchored(net: EquilibriumNet, initializer: Initializer | None, lam: float) -> EquilibriumNet:

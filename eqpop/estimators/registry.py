@@ -43,8 +43,10 @@ class Method:
     config field has (``rtol``) keeps its default there. ``cost`` is its settling steps per
     training sample and batch, an arithmetic expression over config fields (the reports'
     compute axis evaluates it on each trial's config). ``order`` places it in tables and
-    legends; ``truth`` marks a ground truth. Whether it runs from a free phase, takes beta or
-    takes N is read off its signature (keywords ``free``, ``beta``, ``n_points``).
+    legends; ``truth`` marks a ground truth; ``complex_nudge`` a method that nudges with
+    complex beta, which needs a holomorphic net (``EquilibriumNet.holomorphic``). Whether it
+    runs from a free phase, takes beta or takes N is read off its signature (keywords
+    ``free``, ``beta``, ``n_points``).
     """
 
     name: str
@@ -53,6 +55,7 @@ class Method:
     order: int
     label: str = ""
     truth: Truth | None = None
+    complex_nudge: bool = False
     hyper: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 
 from eqpop.errors import ConfigError
 from eqpop.nets.base import EquilibriumNet, FeedbackScale, Init, State
+from eqpop.nets.clipped import ClippedMLP
 from eqpop.nets.conv import ConvNet
 from eqpop.nets.mlp import LayeredMLP, OutputFeedbackMLP
 from eqpop.nets.pcn import PredictiveCodingNet
@@ -15,6 +16,7 @@ NETS: dict[str, Callable[..., EquilibriumNet]] = {
     "output-feedback": OutputFeedbackMLP,
     "conv": ConvNet,
     "pcn": PredictiveCodingNet,
+    "clipped": ClippedMLP,
 }
 
 
@@ -69,6 +71,7 @@ def net_for_data(
 
 __all__ = [
     "NETS",
+    "ClippedMLP",
     "ConvNet",
     "EquilibriumNet",
     "LayeredMLP",

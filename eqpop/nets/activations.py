@@ -61,3 +61,17 @@ def shifted_sigmoid_prime(x: Tensor) -> Tensor:
 def sigmoid_weighted_unit(x: Tensor) -> Tensor:
     """The conv net's activation (x/2) sig(x) + (1 - x/2) sig(x - 2): a smooth hard sigmoid."""
     return 0.5 * x * sigmoid(x) + (1 - 0.5 * x) * sigmoid(x - 2)
+
+
+def hard_sigmoid(x: Tensor) -> Tensor:
+    """``max(0, min(1, x))``, Scellier & Bengio's and O'Connor et al.'s rho: not analytic, so
+    a net with it takes no complex nudge."""
+    if x.is_complex():
+        raise ValueError("the hard sigmoid is not holomorphic: no complex states (hEP) on it")
+    return x.clamp(0.0, 1.0)
+
+
+def leaky_hard_sigmoid(x: Tensor) -> Tensor:
+    """``hard_sigmoid(x) + 0.01 x``: O'Connor et al.'s initializer's activation, whose leak
+    keeps a unit's gradient alive where the hard sigmoid is flat."""
+    return hard_sigmoid(x) + 0.01 * x

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor, nn
@@ -88,7 +88,7 @@ def one_hot(y: Tensor, n_classes: int, like: Tensor) -> Tensor:
     return nn.functional.one_hot(y.long(), n_classes).to(like.dtype)
 
 
-Init = Literal["uniform", "lecun_normal"]
+Init = Literal["uniform", "lecun_normal", "xavier_uniform"]
 
 #: std of a standard normal truncated to [-2, 2] (Flax's variance_scaling divides by it)
 _TRUNCATED_STD = 0.87962566103423978
@@ -96,19 +96,22 @@ _TRUNCATED_STD = 0.87962566103423978
 
 @dataclass(frozen=True)
 class WeightInit:
-    """How a net draws its weights, scaled by ``gain / sqrt(fan_in)``.
+    """How a net draws its weights.
 
     ``uniform`` is PyTorch's layer default, U(-a, a) with a = gain/sqrt(fan_in);
     ``lecun_normal`` is Flax's default (the papers' reference code): a normal truncated at two
-    standard deviations, rescaled so that its std is a, sqrt(3) times the uniform one's.
+    standard deviations, rescaled so that its std is a, sqrt(3) times the uniform one's;
+    ``xavier_uniform`` is Glorot's U(-b, b) with b = gain sqrt(6 / (fan_in + fan_out)), the
+    fans read off the tensor's shape (O'Connor et al.'s code draws both its nets so).
     """
 
     kind: Init = "uniform"
     gain: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.kind not in ("uniform", "lecun_normal"):
-            raise ValueError(f"init: unknown {self.kind!r}; choose uniform or lecun_normal")
+        if self.kind not in get_args(Init):
+            known = ", ".join(get_args(Init))
+            raise ValueError(f"init: unknown {self.kind!r}; choose one of {known}")
 
     def weight(self, *shape: int, fan_in: int) -> Tensor:
         return self.fill_(torch.empty(*shape), fan_in)
@@ -118,6 +121,8 @@ class WeightInit:
         its untransposed layout, as PyTorch's in-place initialisers do)."""
         scale = self.gain / math.sqrt(fan_in)
         with torch.no_grad():
+            if self.kind == "xavier_uniform":
+                return nn.init.xavier_uniform_(t, self.gain)
             if self.kind == "uniform":
                 return t.uniform_(-scale, scale)
             std = scale / _TRUNCATED_STD
@@ -177,6 +182,12 @@ class EquilibriumNet(nn.Module):
     #: the states' activation is analytic for |Im u| below this (hEP's complex nudges must stay
     #: inside the strip for the Cauchy estimate's bias bound to hold); inf: entire
     analytic_strip: float = math.inf
+
+    @property
+    def holomorphic(self) -> bool:
+        """Whether complex nudges (hEP) can run on it: its activation is analytic somewhere
+        off the real axis."""
+        return self.analytic_strip > 0
 
     def initial_state(self, x: Tensor) -> State:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -259,10 +270,21 @@ class EquilibriumNet(nn.Module):
         beta: float | complex | Tensor = 0.0,
         y: Tensor | None = None,
     ) -> State:
-        target = self.drive(self.activate(state), x, beta, y)
+        s = self.activate(state)
+        target = self.drive(s, x, beta, y)
         if self.dt == 1.0:
             return target
-        return tuple(u + self.dt * (t - u) for u, t in zip(state, target))
+        return tuple(u + self.dt * (t - u) for u, t in zip(self.origin(state, s), target))
+
+    def origin(self, state: State, activated: State) -> State:
+        """Where a step of size dt < 1 starts from: the state itself, ``u + dt (drive - u)``."""
+        return state
+
+    def anchor(self, drive: State, activated: State, guess: State, lam: float) -> State:
+        """The drive with Eq. (10)'s pull ``lambda (u^f - u)`` towards Init-EP's ``guess``,
+        divided by ``1 + lambda`` so that a step of dt = 1 lands on the anchored fixed-point
+        map's image (the fixed points solve ``F(u) + lambda (u^f - u) = 0``)."""
+        return tuple((d + lam * g.to(d.dtype)) / (1 + lam) for d, g in zip(drive, guess))
 
     #: whether the free drive is affine in the activated state (``linear_drive`` is then its
     #: Jacobian's product, the same at every state and on every batch)

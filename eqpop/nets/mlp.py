@@ -110,7 +110,9 @@ class _MLPBase(SoftmaxReadout, EquilibriumNet):
             out = tuple(base if p is None else p for base, p in zip(bases, pre))
             if nudge is not None:
                 nudge(s[-1], out[-1])
-            return out if dt == 1.0 else tuple(torch.lerp(a, p, dt) for a, p in zip(u, out))
+            if dt == 1.0:
+                return out
+            return tuple(torch.lerp(a, p, dt) for a, p in zip(self.origin(u, s), out))
 
         return step
 

@@ -18,7 +18,7 @@ from eqpop.config import TrainConfig
 from eqpop.data import Split, eval_batches
 from eqpop.dynamics import settle
 from eqpop.estimators import registry
-from eqpop.estimators.init_ep import anchored, distance
+from eqpop.estimators.init_ep import anchored
 from eqpop.estimators.registry import Method
 from eqpop.metrics import layer_cosines
 from eqpop.train.state import TrainingState
@@ -43,7 +43,7 @@ def evaluate(
             counts[1] += (~(top == y[:, None]).any(1)).sum()
             if start is not None:
                 counts[2] += (net.readout(start).argmax(1) != y).sum()
-                counts[3] += distance(start, settled) * len(y)
+                counts[3] += state.initializer.distance(start, settled) * len(y)
         n += len(y)
     top1, top5, fwd, dist = counts.tolist()  # the evaluation's one host sync
     out = {"val_error": top1 / n, "val_top5_error": top5 / n}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -15,19 +16,36 @@ from eqpop.config import TrainConfig
 from eqpop.data import Split
 from eqpop.estimators.init_ep import Initializer, anchored
 from eqpop.nets import EquilibriumNet, State, net_for_data
+from eqpop.nets.base import WeightInit
 from eqpop.rng import drawing_from
 
 
-def _optimizer(cfg: TrainConfig, net: EquilibriumNet) -> torch.optim.Optimizer:
+def _groups(
+    cfg: TrainConfig, lr: float, named: Iterable[tuple[str, Tensor]], layer_of: Callable
+) -> list[dict[str, Any]]:
     """One parameter group per learning-rate scale (``lr_scales``: per layer, then readout)."""
     groups: dict[float, list[Tensor]] = {}
-    for name, p in net.named_parameters():
-        scale = 1.0 if cfg.lr_scales is None else cfg.lr_scales[net.layer_of(name)]
+    for name, p in named:
+        scale = 1.0 if cfg.lr_scales is None else cfg.lr_scales[layer_of(name)]
         groups.setdefault(scale, []).append(p)
-    params = [{"params": ps, "lr": cfg.lr * s} for s, ps in groups.items()]
+    return [{"params": ps, "lr": lr * s} for s, ps in groups.items()]
+
+
+def _optimizer(cfg: TrainConfig, net: EquilibriumNet) -> torch.optim.Optimizer:
+    params = _groups(cfg, cfg.lr, net.named_parameters(), net.layer_of)
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def _init_optimizer(cfg: TrainConfig, initializer: Initializer) -> torch.optim.Optimizer:
+    """The initializer's layer k learns at ``init_ep_lr`` times the net's layer-k scale, by
+    Adam or plain SGD (``init_ep_optimizer``)."""
+    layer = lambda name: int(name.split(".")[1])  # noqa: E731 - "layers.k.weight" is layer k
+    params = _groups(cfg, cfg.init_ep_lr, initializer.named_parameters(), layer)
+    if cfg.init_ep_optimizer == "adam":
+        return torch.optim.Adam(params, cfg.init_ep_lr)
+    return torch.optim.SGD(params, cfg.init_ep_lr)
 
 
 class TrainingState:
@@ -65,8 +83,8 @@ class TrainingState:
         self.init_optimizer: torch.optim.Optimizer | None = None
         if cfg.init_ep:
             with drawing_from(self.rng):
-                self.initializer = Initializer(self.net).to(device)
-            self.init_optimizer = torch.optim.Adam(self.initializer.parameters(), cfg.init_ep_lr)
+                self.initializer = Initializer(self.net, WeightInit(cfg.init)).to(device)
+            self.init_optimizer = _init_optimizer(cfg, self.initializer)
         self.init_ep_lambda = cfg.init_ep_lambda
         self.batch_gen = torch.Generator().manual_seed(cfg.seed)
         self.epoch = 0

@@ -8,6 +8,7 @@ from dense import dense_exact, implicit_delta, implicit_gradient
 from eqpop import estimate, settle
 from eqpop.dynamics import Status
 from eqpop.metrics import grad_cosine, layer_cosines, relative_errors
+from eqpop.nets import ClippedMLP
 
 
 def _setup(arch, symmetric=False):
@@ -213,3 +214,34 @@ def test_signed_classic_nudges_approach_exact_and_average_to_hep_n2(arch):
         n2 = estimate(net, x, y, "hep", beta=b, n_points=2, **kw).error
         for u, d, h in zip(up, down, n2):
             torch.testing.assert_close((u + d) / 2, h, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("symmetric", [True, False], ids=["tied", "untied"])
+def test_the_clipped_net_s_estimators_equal_the_dense_truth(symmetric):
+    """O'Connor et al.'s net, with units saturated at both ends of [0, 1]: RBP's delta and
+    gradient, exact's d_beta and, as beta -> 0, classic EP all equal the dense float64 truth
+    through the clip's mask (the dynamics are piecewise linear in beta: a small beta stays on
+    the fixed point's linear piece)."""
+    torch.manual_seed(0)
+    angle = None if symmetric else 60.0
+    net = ClippedMLP([12, 9, 7, 10], symmetric=symmetric, asymmetry_angle=angle).double()
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(3, 12, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 10, (3,), generator=g)
+    free = settle(net, x, steps=600)
+    s = torch.cat([t.flatten() for t in net.activate(free.state)])
+    assert free.residual < 1e-12 and (s == 0).any() and (s == 1).any() and (s > 0).any()
+    rbp = estimate(net, x, y, "rbp", t_free=600, free=free, rtol=1e-13)
+    for got, want in zip(rbp.error, implicit_delta(net, x, y, free.state)):
+        torch.testing.assert_close(got, want, rtol=1e-7, atol=1e-10)
+    truth = implicit_gradient(net, x, y, free.state)
+    assert set(rbp.grads) == set(truth)
+    for k in truth:
+        torch.testing.assert_close(rbp.grads[k], truth[k], rtol=1e-6, atol=1e-10)
+    exact = estimate(net, x, y, "exact", t_free=600, free=free, rtol=1e-13)
+    for got, want in zip(exact.error, dense_exact(net, x, y, free.state)):
+        torch.testing.assert_close(got, want, rtol=1e-7, atol=1e-10)
+    classic = estimate(net, x, y, "classic", beta=1e-5, t_free=600, t_nudge=2000, free=free)
+    assert _total_rel(classic.error, exact.error) < 1e-3
+    if symmetric:  # tied: the exact d_beta s* is RBP's delta
+        assert _total_rel(exact.error, rbp.error) < 1e-9

@@ -227,6 +227,43 @@ def test_init_ep_records_forward_error_and_distance(small):
     assert frame.init_distance.iloc[-1] < frame.init_distance.iloc[0]
 
 
+def test_o_connor_s_net_learns_with_its_initializer_trained_by_sgd():
+    """The clipped net on all the digits, classic EP with a random sign, 4 free steps from
+    the initializer's guess, which learns by plain SGD at the net's layer rates
+    (``lr_scales``): the settled state learns, the guess nears it and its error falls."""
+    cfg = tiny(
+        net="clipped",
+        hidden=[32],
+        symmetric=True,
+        asymmetry_angle=None,
+        init="xavier_uniform",
+        inputs="unit",
+        method="classic",
+        random_sign=True,
+        dt=0.5,
+        t_free=4,
+        t_nudge=4,
+        batch_size=20,
+        optimizer="sgd",
+        momentum=0.0,
+        lr=0.05,
+        lr_scales=[2.0, 1.0, 1.0],
+        init_ep=True,
+        init_ep_lambda=0.1,
+        init_ep_optimizer="sgd",
+        init_ep_lr=0.05,
+        epochs=4,
+    )
+    trainer = Trainer(cfg, None, load_dataset("digits"))
+    optimizer = trainer.state.init_optimizer
+    assert isinstance(optimizer, torch.optim.SGD)
+    assert sorted(g["lr"] for g in optimizer.param_groups) == pytest.approx([0.05, 0.1])
+    frame = trainer.fit()
+    assert frame.val_error.iloc[-1] < 0.2
+    assert frame.val_error_forward.iloc[-1] < frame.val_error_forward.iloc[0]
+    assert frame.init_distance.iloc[-1] < frame.init_distance.iloc[0]
+
+
 def test_divergence_stops_the_run_with_a_reason(small):
     trainer = Trainer(tiny(lr=1e38, method="rbp", epochs=3), None, small)
     with pytest.raises(Diverged, match="non-finite"):
