@@ -160,6 +160,13 @@ def _add_train(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --resume: go on although the data differ from those the run was trained on",
     )
+    p.add_argument(
+        "--replay",
+        type=Path,
+        metavar="STUDY",
+        help="retrain the schedule of a PBT study's lineage from scratch (with --trial)",
+    )
+    p.add_argument("--trial", type=int, help="with --replay: the lineage's last trial")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_train)
 
@@ -184,6 +191,8 @@ def _run_train(args: argparse.Namespace) -> int:
     from eqpop.records import CHECKPOINT, RUN_METRICS
     from eqpop.train import Diverged, Trainer
 
+    if args.replay is not None or args.trial is not None:
+        return _run_replay(args)
     cfg = _train_config(args)
     name = args.preset or f"{cfg.dataset}-{cfg.net}-{cfg.method}"
     out = args.out or Path("reports/train") / f"{name}-s{cfg.seed}"
@@ -212,6 +221,30 @@ def _run_train(args: argparse.Namespace) -> int:
     print(
         f"epoch {int(last.epoch)}: val error {last.val_error:.4f} "
         f"(top-5 {last.val_top5_error:.4f}); metrics in {out / RUN_METRICS}"
+    )
+    return 0
+
+
+def _run_replay(args: argparse.Namespace) -> int:
+    from eqpop.errors import ConfigError
+
+    if args.replay is None or args.trial is None:
+        raise ConfigError("--replay and --trial go together: the study folder and its trial")
+    given = [f"--{k}" for k in ("preset", "config", "resume") if getattr(args, k)]
+    given += [f"--{k.replace('_', '-')}" for k in _TRAIN_FLAGS if getattr(args, k) is not None]
+    if given or args.set:
+        flags = ", ".join(given + ["--set"] * bool(args.set))
+        raise ConfigError(f"--replay: takes every setting from the study; leave out {flags}")
+    from eqpop.population.execution.replay import replay
+    from eqpop.records import RUN_METRICS
+
+    out = args.out or Path("reports/replay") / f"{args.replay.name}-trial{args.trial}"
+    frame = replay(args.replay, args.trial, out, progress=not args.quiet)
+    last = frame.iloc[-1]
+    segments = frame.segment.nunique()
+    print(
+        f"epoch {int(last.epoch)}: val error {last.val_error:.4f} after {segments} segments; "
+        f"metrics (with each epoch's settings) in {out / RUN_METRICS}"
     )
     return 0
 

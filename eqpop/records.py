@@ -49,8 +49,9 @@ STUDY_JSON = "study.json"
 SUMMARY_JSON = "summary.json"
 JOURNAL = "optuna.journal"  # the default Optuna storage
 RUNS = "runs"
-TRIALS, METRICS, COMPARISONS = "trials", "metrics", "comparisons"
-DATASETS = (TRIALS, METRICS, COMPARISONS)
+PBT_DIR = "pbt"  # the checkpoints PBT children start from
+TRIALS, METRICS, COMPARISONS, LINEAGE = "trials", "metrics", "comparisons", "lineage"
+DATASETS = (TRIALS, METRICS, COMPARISONS, LINEAGE)
 
 
 def is_run(folder: Path) -> bool:
@@ -211,8 +212,30 @@ def trials_schema(params: dict[str, pa.DataType]) -> pa.Schema:
             pa.field("retry_of", pa.int64()),
             pa.field("attempt", pa.int64()),
             pa.field("actor", pa.int64()),
+            pa.field("member", pa.int64()),
+            pa.field("exploited_by", pa.int64()),
             pa.field("started", pa.timestamp("us", tz="UTC")),
             pa.field("finished", pa.timestamp("us", tz="UTC")),
+            *[pa.field(f"param_{p}", kind) for p, kind in params.items()],
+        ]
+    )
+
+
+def lineage_schema(params: dict[str, pa.DataType]) -> pa.Schema:
+    """One row per PBT exploit: the child ``trial`` took ``parent``'s checkpoint (of epoch
+    ``epoch``) in place of ``exploited``, slot ``member`` of the population; both scores, and
+    the settings before (``parent_param_<name>``) and after (``param_<name>``)."""
+    return pa.schema(
+        [
+            pa.field("study", pa.string()),
+            pa.field("trial", pa.int64()),
+            pa.field("parent", pa.int64()),
+            pa.field("exploited", pa.int64()),
+            pa.field("member", pa.int64()),
+            pa.field("epoch", pa.int64()),
+            pa.field("parent_score", pa.float64()),
+            pa.field("exploited_score", pa.float64()),
+            *[pa.field(f"parent_param_{p}", kind) for p, kind in params.items()],
             *[pa.field(f"param_{p}", kind) for p, kind in params.items()],
         ]
     )

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
+from eqpop.reports import lineage  # noqa: E402
 from eqpop.reports.methods import Methods  # noqa: E402
 from eqpop.reports.tables import latest, trial_labels  # noqa: E402
 
@@ -206,6 +207,35 @@ def homeostasis_curves(metrics: pd.DataFrame) -> Figure | None:
         _curves(ax, metrics, groups, col, f"cosine with RBP, layer {col[9:]}")
     axes[0].legend()
     fig.suptitle("Jacobian homeostasis (Fig. 4): mean over the runs still training at each epoch")
+    fig.tight_layout()
+    return fig
+
+
+def lineages(schedule: pd.DataFrame) -> Figure | None:
+    """PBT: each surviving lineage's settings and validation error over epochs
+    (``lineage.schedules``), one panel per searched setting it drew."""
+    if schedule.empty:
+        return None
+    fields = [f for f in lineage.DRAWN if f in schedule and schedule[f].notna().any()]
+    cols = min(3, 1 + len(fields))
+    rows_ = -(-(1 + len(fields)) // cols)
+    fig, grid = plt.subplots(rows_, cols, figsize=(4.5 * cols, 3.4 * rows_), squeeze=False)
+    axes = list(grid.flat)
+    for ax in axes[1 + len(fields) :]:
+        ax.set_visible(False)
+    for (study, last), rows in schedule.groupby(["study", "lineage"]):
+        rows = rows.sort_values("epoch")
+        label = f"{study}: trial {last}"
+        axes[0].step(rows.epoch, 100 * rows.val_error, where="post", label=label)
+        for ax, name in zip(axes[1:], fields):
+            ax.step(rows.epoch, rows[name].astype(str if name == "method" else float), where="post")
+    axes[0].set(xlabel="epoch", ylabel="validation error (%)", yscale="log")
+    for ax, name in zip(axes[1:], fields):
+        ax.set(xlabel="epoch", ylabel=name)
+        if name in ("beta", "lr", "lambda_homeo"):
+            ax.set_yscale("symlog" if name == "lambda_homeo" else "log")
+    axes[0].legend(fontsize="small")
+    fig.suptitle("Population-based training: each surviving lineage's schedule")
     fig.tight_layout()
     return fig
 

@@ -17,7 +17,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from eqpop.io import atomic_write
-from eqpop.reports import figures, tables
+from eqpop.reports import figures, lineage, tables
 from eqpop.reports.loader import Report, load
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;color:#222}
@@ -56,6 +56,12 @@ FIGURES: dict[str, tuple[str, str, Callable[[Report], Figure | None]]] = {
         "Mean over the trials with lambda_homeo > 0 and with lambda_homeo = 0.",
         lambda r: figures.homeostasis_curves(r.metrics),
     ),
+    "pbt_lineages": (
+        "Population-based training: the surviving lineages' schedules",
+        "Each complete trial of a PBT study with the settings of the trials its network passed "
+        "through, epoch by epoch, and its validation error.",
+        lambda r: figures.lineages(lineage.schedules(r.trials, r.lineage, r.metrics)),
+    ),
     "history": (
         "Optimisation history",
         "Every trial's objective; the best so far.",
@@ -69,12 +75,18 @@ FIGURES: dict[str, tuple[str, str, Callable[[Report], Figure | None]]] = {
 }
 
 
+#: figures of one kind of study only, left out of a report without one
+ONLY_WHEN: dict[str, Callable[[Report], bool]] = {"pbt_lineages": lambda r: len(r.lineage) > 0}
+
+
 TABLE_NOTES = {
     "table1": "Complete trials only; a cell is mean ± std over the trials in it (n). Studies "
     "draw |beta| continuously, so their columns are |beta| ranges.",
     "table2": "Final epoch of each complete trial; 'with homeostasis' means lambda_homeo > 0.",
     "cells": "Grid studies only (sampler: grid): one row per cell of settings (the seed "
     "aside), its complete trials' last epoch; n counts the seeds.",
+    "best_lineage": "PBT studies only: the settings of each trial the best lineage's network "
+    "passed through, the epochs each held, and the validation error at the end of each.",
     "importances": "Optuna's get_param_importances over the complete trials of each study: "
     "how much each parameter tells good trials from the rest. Few trials, or conditional "
     "parameters (N is drawn only for hep), make these rough.",
@@ -99,6 +111,12 @@ def build_tables(report: Report, importances: pd.DataFrame) -> dict[str, tuple[s
             importances,
         ),
     }
+    if len(report.lineage):
+        schedule = lineage.schedules(report.trials, report.lineage, report.metrics)
+        found["best_lineage"] = (
+            "PBT: the best surviving lineage's schedule (one row per trial it passed through)",
+            lineage.best_schedule(schedule),
+        )
     if report.grids:
         found["cells"] = (
             "Grid cells: last-epoch measurements by setting, mean ± std over seeds",
@@ -143,6 +161,8 @@ def write_report(
         note = f"<p class=note>{html.escape(TABLE_NOTES[stem])}</p>" if stem in TABLE_NOTES else ""
         sections.append(f"<h2 id={stem}>{html.escape(title)}</h2>{note}{body}")
     for stem, (title, note, make) in FIGURES.items():
+        if stem in ONLY_WHEN and not ONLY_WHEN[stem](report):
+            continue
         fig = make(report)
         if fig is None:
             missing = "<p class=note>No data for this figure in these outputs.</p>"

@@ -1,6 +1,7 @@
-"""Read any eqpop output into three pandas DataFrames with proper dtypes: a study folder, an
-``eqpop train`` run folder, an ``eqpop compare`` Parquet file, or a folder holding several of
-them (``reports/``), one or many at once."""
+"""Read any eqpop output into pandas DataFrames with proper dtypes (trials, metrics,
+comparisons, and PBT's lineage): a study folder, an ``eqpop train`` run folder, an
+``eqpop compare`` Parquet file, or a folder holding several of them (``reports/``), one or
+many at once."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from eqpop.records import (
     COMPARE,
     COMPARISONS,
     DATASETS,
+    LINEAGE,
     METRICS,
     RUN_CONFIG,
     RUN_METRICS,
@@ -57,6 +59,8 @@ class Report:
     warnings: list[str] = field(default_factory=list)
     #: the studies that ran a grid (``sampler: grid``): their cells are a table
     grids: set[str] = field(default_factory=set)
+    #: one row per PBT exploit (``lineage`` dataset); empty without PBT studies
+    lineage: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
@@ -73,7 +77,7 @@ class _Found:
     """What the outputs read so far hold, before the frames are joined."""
 
     frames: dict[str, list[pd.DataFrame]] = field(
-        default_factory=lambda: {TRIALS: [], METRICS: [], COMPARISONS: []}
+        default_factory=lambda: {TRIALS: [], METRICS: [], COMPARISONS: [], LINEAGE: []}
     )
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     methods: Methods = field(default_factory=Methods)
@@ -188,4 +192,5 @@ def load(*paths: Path | str) -> Report:
         found.methods,
         found.warnings,
         found.grids,
+        frames[LINEAGE],
     )

@@ -9,6 +9,7 @@ than the run was started with continue the schedule of the new length.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -156,3 +157,37 @@ def resume(
     if state.scheduler is not None and saved.epochs != cfg.epochs:
         state.reschedule(cfg.epochs)
     return True
+
+
+def inherit(path: Path, state: TrainingState, cfg: TrainConfig) -> None:
+    """Go on from another run's checkpoint with this run's settings (a PBT child from its
+    parent's): its network, optimiser and initializer state, random streams, epoch and records,
+    and ``cfg``'s learning rates (``TrainingState.retune``). The network must be the same: a
+    checkpoint of another shape is one line."""
+    sd = _load(path, torch.device(cfg.device))
+    try:
+        unpack(state, sd)
+    except RuntimeError as err:  # load_state_dict's size mismatches
+        raise ConfigError(f"{path}: not this run's network ({str(err).splitlines()[0]})") from None
+    state.retune(cfg)
+
+
+def snapshot(run: Path, into: Path, name: str) -> tuple[Path, int]:
+    """A copy of a run's latest checkpoint as ``into/<name>-epoch-<E>.pt`` (written atomically;
+    the run may be writing its next one meanwhile: the one just set aside is as good), and its
+    epoch E. ``UserError`` when the run has none."""
+    data = _latest_bytes(run)
+    epoch = int(torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)["epoch"])
+    path = into / f"{name}-epoch-{epoch:04d}.pt"
+    into.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda p: Path(p).write_bytes(data))
+    return path, epoch
+
+
+def _latest_bytes(run: Path) -> bytes:
+    for source in (run / CHECKPOINT, run / PREVIOUS):
+        try:
+            return source.read_bytes()  # whole: the run may replace the file meanwhile
+        except FileNotFoundError:
+            continue
+    raise UserError(f"{run}: no checkpoint to copy")

@@ -38,11 +38,15 @@ def _optimizer(cfg: TrainConfig, net: EquilibriumNet) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
+def _initializer_layer(name: str) -> int:
+    """The initializer's ``layers.k.weight`` is layer k."""
+    return int(name.split(".")[1])
+
+
 def _init_optimizer(cfg: TrainConfig, initializer: Initializer) -> torch.optim.Optimizer:
     """The initializer's layer k learns at ``init_ep_lr`` times the net's layer-k scale, by
     Adam or plain SGD (``init_ep_optimizer``)."""
-    layer = lambda name: int(name.split(".")[1])  # noqa: E731 - "layers.k.weight" is layer k
-    params = _groups(cfg, cfg.init_ep_lr, initializer.named_parameters(), layer)
+    params = _groups(cfg, cfg.init_ep_lr, initializer.named_parameters(), _initializer_layer)
     if cfg.init_ep_optimizer == "adam":
         return torch.optim.Adam(params, cfg.init_ep_lr)
     return torch.optim.SGD(params, cfg.init_ep_lr)
@@ -100,6 +104,26 @@ class TrainingState:
             return None
         with torch.no_grad():
             return self.initializer(x)
+
+    def retune(self, cfg: TrainConfig) -> None:
+        """Take ``cfg``'s learning rates, momentum and weight decay (a PBT child's, on its
+        parent's optimiser state), the cosine schedule going on from where it stands."""
+        groups = self.optimizer.param_groups
+        fresh = _groups(cfg, cfg.lr, self.net.named_parameters(), self.net.layer_of)
+        for group, new in zip(groups, fresh):
+            group["lr"] = group["initial_lr"] = new["lr"]
+            group["weight_decay"] = cfg.weight_decay
+            if "momentum" in group:
+                group["momentum"] = cfg.momentum
+        if self.init_optimizer is not None:
+            layer = _initializer_layer
+            params = _groups(cfg, cfg.init_ep_lr, self.initializer.named_parameters(), layer)
+            for group, new in zip(self.init_optimizer.param_groups, params):
+                group["lr"] = new["lr"]
+        self.init_ep_lambda = cfg.init_ep_lambda
+        if self.scheduler is not None:
+            self.scheduler.base_lrs = [g["initial_lr"] for g in groups]
+            self.reschedule(cfg.epochs)
 
     def reschedule(self, epochs: int) -> None:
         """The cosine schedule over the run's new number of epochs, from where it stands: the

@@ -188,6 +188,13 @@ class Trainer:
         checkpoint.save(self.out, self.state, self.cfg, self.data_seen, self.metrics())
         self.saved_epoch = self.epoch
 
+    def inherit(self, path: Path) -> None:
+        """Go on from another run's checkpoint with this run's settings (``checkpoint.inherit``),
+        saved at once as this run's own checkpoint: a restart resumes from it."""
+        checkpoint.inherit(path, self.state, self.cfg)
+        if self.out is not None:
+            self.save()
+
     def resume(self, allow_new_data: bool = False) -> bool:
         """Continue from the run folder's checkpoint, if it has one (``checkpoint.resume``)."""
         if self.out is None:

@@ -47,6 +47,18 @@ BUILTIN: dict[str, dict[str, Any]] = {
         pruner_startup=4,
         probe={"every": 5, "batch": 32, "betas": [0.1, 0.5], "n_points": [2, 4]},
     ),
+    # the same net and space as population-based training: 4 members at once (2 cores), each
+    # lineage 10 epochs, the bottom quarter replaced every 2 epochs
+    "digits-pbt": dict(
+        preset="digits-mlp",
+        base={"epochs": 10, "probe_batch": 64, "hidden": [64, 32], "dt": 0.5, "t_free": 40},
+        space={**_PAPER_SPACE, "lr": {"low": 0.01, "high": 0.2, "log": True}},
+        schedule="pbt",
+        pbt={"population": 4, "perturbation_interval": 2},
+        actors=4,
+        cpus_per_actor=0.5,
+        probe={"every": 5, "batch": 32, "betas": [0.1, 0.5], "n_points": [2, 4]},
+    ),
     # Table 1 and Fig. 3-4: the 784-256-256-10 MLP, from symmetric to independent feedback
     "fashion_mnist": dict(
         preset="fmnist-mlp",

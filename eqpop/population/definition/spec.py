@@ -100,6 +100,54 @@ class Probe(BaseModel):
         return v
 
 
+#: config fields a PBT child cannot change: they shape the network, its optimiser or its data,
+#: which the copied checkpoint fixes (and the seed, which names the member's first draw)
+FIXED_IN_TRAINING = frozenset(
+    {
+        "net",
+        "hidden",
+        "symmetric",
+        "asymmetry_angle",
+        "feedback_scale",
+        "init",
+        "dataset",
+        "data_dir",
+        "inputs",
+        "train_subset",
+        "augment",
+        "optimizer",
+        "lr_scales",
+        "cosine_schedule",
+        "init_ep",
+        "init_ep_optimizer",
+        "epochs",
+        "seed",
+        "device",
+        "dtype",
+    }
+)
+
+
+class PBT(BaseModel):
+    """Population-based training (Jaderberg et al. 2017; Ray Tune's
+    ``PopulationBasedTraining``): ``population`` members train at once (default: one per
+    actor); every ``perturbation_interval`` epochs a member in the bottom ``quantile_fraction``
+    of the latest scores copies a top member's checkpoint and goes on with its settings
+    perturbed (``mutations``: space fields, default all but ``seed``; each resampled with
+    ``resample_probability``, else a number times 0.8 or 1.2 within its bounds, a choice moved
+    to a neighbour)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    population: int | None = Field(default=None, ge=2, description="members; default actors")
+    perturbation_interval: int = Field(default=2, ge=1, description="epochs between exploits")
+    quantile_fraction: float = Field(default=0.25, gt=0, le=0.5)
+    resample_probability: float = Field(default=0.25, ge=0, le=1)
+    mutations: list[str] | None = Field(
+        default=None, description="space fields a child perturbs; default all but seed"
+    )
+
+
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -136,6 +184,12 @@ class StudyConfig(BaseModel):
         description="grid: settings fixed per cell (one dict of training config fields "
         "each), every one crossed with the space's choices",
     )
+    schedule: Literal["search", "pbt"] = Field(
+        default="search",
+        description="search: each trial keeps its settings (Optuna's sampler and pruner); "
+        "pbt: population-based training (``pbt``), members exploit and explore",
+    )
+    pbt: PBT = PBT()
     seed: int = 0
     pruner: Literal["median", "successive_halving", "hyperband", "none"] = "median"
     pruner_warmup: int = Field(default=2, ge=0, description="epochs before a trial may be pruned")
@@ -187,6 +241,7 @@ class StudyConfig(BaseModel):
                 if other not in self.space and other not in cell_fields:
                     raise ValueError(f"space.{name}.when: {other} is not searched")
         self._check_grid(cell_fields)
+        self._check_pbt()
         self.train_config({})  # the base alone must be a valid run
         if self.out is None:
             self.out = Path("reports") / self.name
@@ -212,6 +267,37 @@ class StudyConfig(BaseModel):
             raise ValueError(f"trials: the grid has {len(cells)} cells, got {self.trials}")
         for cell in cells:
             self.train_config(cell)  # every cell must be a valid run
+
+    def _check_pbt(self) -> None:
+        if self.schedule != "pbt":
+            if self.pbt != PBT():  # settings that would do nothing
+                raise ValueError("pbt: needs schedule: pbt")
+            return
+        if self.sampler == "grid":
+            raise ValueError("schedule: pbt draws its first members; use sampler tpe or random")
+        for name in self.pbt.mutations or []:
+            if name not in self.space:
+                raise ValueError(f"pbt.mutations: {name} is not in the space")
+        for name in self.mutations():
+            if name in FIXED_IN_TRAINING:
+                raise ValueError(
+                    f"pbt.mutations: {name} cannot change during training (a child continues "
+                    "its parent's network); leave it out of the mutations"
+                )
+        if not self.mutations():
+            raise ValueError("pbt.mutations: nothing to perturb; the space has no field but seed")
+        if self.pbt.population is None:
+            self.pbt.population = self.actors
+        if "pruner" not in self.model_fields_set:
+            self.pruner = "none"  # the population replaces pruning
+        if "trials" not in self.model_fields_set:
+            self.trials = self.pbt.population
+
+    def mutations(self) -> list[str]:
+        """The space fields a PBT child perturbs."""
+        if self.pbt.mutations is not None:
+            return list(self.pbt.mutations)
+        return [name for name in self.space if name != "seed"]
 
     def grid(self) -> list[dict[str, Choice]]:
         """A grid's cells, in order: each of ``cells`` (or one empty one) crossed with the

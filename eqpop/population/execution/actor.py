@@ -41,7 +41,11 @@ class TrialActor:
         """Answers once the actor is up again after a restart."""
         return os.getpid()
 
-    def start(self, cfg_json: str, run_dir: str, probe: dict[str, Any]) -> Started:
+    def start(
+        self, cfg_json: str, run_dir: str, probe: dict[str, Any], inherit: str | None = None
+    ) -> Started:
+        """Load a trial: resume its run folder's checkpoint or, when it has none and
+        ``inherit`` names one (a PBT child's parent's), go on from that one."""
         cfg = TrainConfig.model_validate_json(cfg_json)
         if ray.get_gpu_ids():
             cfg = cfg.model_copy(update={"device": "cuda"})
@@ -50,7 +54,8 @@ class TrialActor:
             self.data[key] = load_dataset(cfg.dataset, cfg.data_dir)
         self.probe = Probe(**probe)
         self.trainer = Trainer(cfg, Path(run_dir), self.data[key])
-        self.trainer.resume()
+        if not self.trainer.resume() and inherit is not None:
+            self.trainer.inherit(Path(inherit))
         return Started(os.getpid(), list(self.trainer.records))
 
     def epoch(self) -> Trained:

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import math
+import random
 import time
 from collections import Counter
 from dataclasses import asdict
+from pathlib import Path
 
 import optuna
 import ray
@@ -40,13 +42,15 @@ from eqpop.population.execution.outcome import (
     decide,
     unwritable,
 )
+from eqpop.population.execution.pbt import as_params, explore, quantiles
 from eqpop.population.execution.pool import ActorPool, check_resources, connect
 from eqpop.population.execution.preflight import preflight
 from eqpop.population.execution.table import Running, TrialTable
 from eqpop.population.results.sink import Sink
 from eqpop.population.storage.lease import Lease
 from eqpop.population.storage.store import DONE, TrialStore
-from eqpop.records import mask_password, run_folder
+from eqpop.records import PBT_DIR, mask_password, run_folder
+from eqpop.train.checkpoint import snapshot
 
 
 class Driver:
@@ -72,6 +76,7 @@ class Driver:
         self.unplaced_since: float | None = None  # every actor lost and none placed again
         self.signal: int | None = None  # the signal that stopped this run
         self.train_s = 0.0
+        self.latest: dict[int, Running] = {}  # PBT: each member's running trial, once scored
 
     # --- ask and submit -----------------------------------------------------------------------
     def _can_launch(self, deadline: float | None) -> bool:
@@ -81,16 +86,21 @@ class Driver:
             return False
         if self.spec.sampler == "grid" and not self.store.waiting():  # every cell taken
             return False
+        if self.spec.schedule == "pbt":  # a child waits, or a member has yet to start
+            return bool(self.store.waiting()) or self.store.members() < self.spec.pbt.population
         return self.store.finished() + len(self.table.calls) < self.spec.trials
 
     def _launch(self, actor: int) -> None:
         trial = self.store.ask(actor)
+        if self.spec.schedule == "pbt" and "member" not in trial.user_attrs:
+            trial.set_user_attr("member", self.store.members())  # a new member's first trial
         grid = self.spec.sampler == "grid"
         drawn = self.spec.draw(trial, self.store.fixed(trial) if grid else None)
         cfg = self.spec.train_config(drawn)
         run_dir = str(run_folder(self.spec.out, trial.user_attrs["run"]))
-        call = self.pool.start(actor, cfg, run_dir, self.spec.probe.model_dump())
-        self.table.move(Running(trial, actor, cfg), TrialState.RUNNING, call=call)
+        probe, inherit = self.spec.probe.model_dump(), trial.user_attrs.get("inherit")
+        call = self.pool.start(actor, cfg, run_dir, probe, inherit)
+        self.table.move(Running(trial, actor, cfg, drawn), TrialState.RUNNING, call=call)
         params = " ".join(f"{k}={fmt(v)}" for k, v in drawn.items())
         retry = trial.user_attrs.get("retry_of")
         note = f" (retry of {retry}, resumes its checkpoint)" if retry is not None else ""
@@ -110,6 +120,8 @@ class Driver:
             run.epoch, run.last_value = int(record["epoch"]), float(record["val_error"])
             self.sink.epoch(run.trial.number, record, resumed)
             run.trial.report(run.last_value, run.epoch)
+        if "member" in run.trial.user_attrs:
+            self.latest[run.trial.user_attrs["member"]] = run
         if isinstance(outcome, Trained):
             pid = self.pool.pids.get(run.actor)
             info = dict(trial=run.trial.number, epoch=run.epoch, actor=run.actor, pid=pid)
@@ -124,6 +136,8 @@ class Driver:
         progress = Progress(run.epoch, run.cfg.epochs, run.trial.should_prune)
         decision = decide(outcome, progress, self.spec)
         if decision.state == TrialState.RUNNING:
+            if isinstance(outcome, Trained) and self._exploited(run):
+                return
             self.table.move(run, TrialState.RUNNING, call=self.pool.epoch(run.actor))
             return
         ping = self.pool.ping(run.actor) if isinstance(outcome, Lost) else None
@@ -134,10 +148,58 @@ class Driver:
             number = run.trial.number
             self.events.say("requeued", f"trial {number} re-queued", trial=number)
 
+    def _done(self) -> int:
+        """What the progress bar counts: finished trials, or under PBT completed members."""
+        if self.spec.schedule == "pbt":
+            return len(self.store.trials((TrialState.COMPLETE,)))
+        return self.store.finished()
+
+    # --- population-based training -----------------------------------------------------------
+    def _exploited(self, run: Running) -> bool:
+        """At its perturbation interval, a member in the bottom quantile of the members' latest
+        scores is replaced: a top member's latest checkpoint is copied, a child trial queued
+        with that member's settings perturbed (``pbt.explore``) takes its place, and this
+        trial ends pruned. True if it was."""
+        pbt = self.spec.pbt
+        if self.spec.schedule != "pbt" or run.epoch % pbt.perturbation_interval:
+            return False
+        scores = {m: r.last_value for m, r in self.latest.items() if math.isfinite(r.last_value)}
+        bottom, top = quantiles(scores, pbt.quantile_fraction)
+        member = run.trial.user_attrs["member"]
+        if member not in bottom:
+            return False
+        rng = random.Random(f"{self.spec.seed}:{run.trial.number}:{run.epoch}")
+        parent = self.latest[rng.choice(top)]
+        name = f"trial-{parent.trial.number:05d}"
+        folder = run_folder(self.spec.out, parent.trial.user_attrs["run"])
+        path, epoch = snapshot(folder, Path(self.spec.out) / PBT_DIR, name)
+        settings = explore(self.spec, parent.params, rng)
+        attrs = {
+            "member": member,
+            "parent": parent.trial.number,
+            "exploited": run.trial.number,
+            "copied_epoch": epoch,
+            "parent_score": parent.last_value,
+            "exploited_score": run.last_value,
+            "inherit": str(path),
+        }
+        child = self.store.enqueue_child(as_params(self.spec, settings), attrs)
+        self.store.mark(run.trial.number, "exploited_by", parent.trial.number)
+        reason = (
+            f"exploited by trial {parent.trial.number}: trial {child.number} goes on from its "
+            f"epoch {epoch}"
+        )
+        self._end(run, Decision(TrialState.PRUNED, reason))
+        self.sink.lineage(child, self.store.frozen(parent.trial.number))
+        return True
+
     def _end(self, run: Running, decision: Decision, ping: ray.ObjectRef | None = None) -> None:
         """End the trial in the storage (its epochs flushed first) and in the table, then
         queue its row; ``ping``: its actor died, and takes a trial again once this answers."""
         self.sink.flush_epochs()
+        member = run.trial.user_attrs.get("member")
+        if member is not None and self.latest.get(member) is run:
+            del self.latest[member]  # no longer a member's latest: not compared, not copied
         number, state = run.trial.number, decision.state
         if state == TrialState.FAIL:
             frozen = self.store.fail(number, decision.reason)
@@ -146,11 +208,12 @@ class Driver:
             self.finished_here += 1
         self.table.move(run, state, ping=ping, reason=decision.reason)
         self.sink.trial(frozen)
-        self.events.finished(self.store.finished())
+        self.events.finished(self._done())
         value = f"val error {100 * run.last_value:.2f} %" if math.isfinite(run.last_value) else ""
         text = {
             TrialState.COMPLETE: f"trial {number} finished: {value} after {run.epoch} epochs",
-            TrialState.PRUNED: f"trial {number} pruned at epoch {run.epoch}: {value}",
+            TrialState.PRUNED: f"trial {number} pruned at epoch {run.epoch}: {value}"
+            + (f"; {decision.reason}" if decision.reason else ""),
             TrialState.FAIL: f"trial {number} failed at epoch {run.epoch}: {decision.reason}",
         }[state]
         info = dict(trial=number, epoch=run.epoch, reason=decision.reason or None)
@@ -164,11 +227,12 @@ class Driver:
             text = f"trial {number} was left running: failed" + (", re-queued" if requeued else "")
             self.events.say("recovered", text, trial=number)
         self.sink.missing_trials(self.store.trials(DONE))
+        self.sink.missing_lineage(self.store.children())
 
     def run(self) -> Summary:
         spec = self.spec
         self.lease.acquire()  # before anything is written: another live driver may run it
-        self.events = Events(spec, self.store.finished(), self.progress, self.on_event)
+        self.events = Events(spec, self._done(), self.progress, self.on_event)
         for note in self.notes:
             self.events.say("repaired", note)
         self.sink.open()

@@ -40,8 +40,15 @@ class ActorPool:
         self.actors = [TrialActor.options(**options).remote(threads) for _ in range(spec.actors)]
         self.pids: dict[int, int] = {}  # process of each actor, as its last trial start said
 
-    def start(self, actor: int, cfg: TrainConfig, run_dir: str, probe: dict[str, Any]):
-        return self.actors[actor].start.remote(cfg.model_dump_json(), run_dir, probe)
+    def start(
+        self,
+        actor: int,
+        cfg: TrainConfig,
+        run_dir: str,
+        probe: dict[str, Any],
+        inherit: str | None = None,
+    ):
+        return self.actors[actor].start.remote(cfg.model_dump_json(), run_dir, probe, inherit)
 
     def epoch(self, actor: int):
         return self.actors[actor].epoch.remote()

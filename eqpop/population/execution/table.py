@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import optuna
 import ray
@@ -24,6 +25,7 @@ class Running:
     trial: optuna.Trial
     actor: int
     cfg: TrainConfig
+    params: dict[str, Any] = field(default_factory=dict)  # its settings, by config field
     epoch: int = 0
     last_value: float = math.nan
 

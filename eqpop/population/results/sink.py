@@ -1,6 +1,7 @@
-"""Everything a study writes besides its Optuna storage: the three Parquet datasets and the two
-JSON files, ``study.json`` (what the study is, with its base training config and the
-description of every estimator) and ``summary.json`` (what the last driver run did).
+"""Everything a study writes besides its Optuna storage: the Parquet datasets (trials, metrics,
+comparisons and, under PBT, lineage) and the two JSON files, ``study.json`` (what the study
+is, with its base training config and the description of every estimator) and
+``summary.json`` (what the last driver run did).
 
 Nothing lost, nothing doubled: a finished trial's metrics and comparisons are flushed *before*
 Optuna is told that it ended and its trial row is written *after*, so a restarted driver adds
@@ -35,6 +36,7 @@ class Sink:
             records.TRIALS: records.trials_schema(params),
             records.METRICS: records.metrics_schema(base.n_layers),
             records.COMPARISONS: records.comparisons_schema(),
+            records.LINEAGE: records.lineage_schema(params),
         }
         self.writer = PartWriter(self.out, schemas, spec.flush_seconds)
 
@@ -74,11 +76,39 @@ class Sink:
             "retry_of": attrs.get("retry_of"),
             "attempt": attrs.get("attempt", 0),
             "actor": attrs.get("actor"),
+            "member": attrs.get("member"),
+            "exploited_by": attrs.get("exploited_by"),
             "started": _utc(start),
             "finished": _utc(end),
             **{f"param_{k}": frozen.params.get(k) for k in self.params},
         }
         self.writer.add(records.TRIALS, [row])
+
+    def lineage(self, child: FrozenTrial, parent: FrozenTrial) -> None:
+        """A PBT child's row (its user attributes say whom it replaced, from which epoch and
+        with which scores), queued for the next flush."""
+        attrs = child.user_attrs
+        row = {
+            "study": self.spec.name,
+            "trial": child.number,
+            "parent": parent.number,
+            "exploited": attrs["exploited"],
+            "member": attrs["member"],
+            "epoch": attrs["copied_epoch"],
+            "parent_score": attrs["parent_score"],
+            "exploited_score": attrs["exploited_score"],
+            **{f"parent_param_{k}": parent.params.get(k) for k in self.params},
+            **{f"param_{k}": child.system_attrs["fixed_params"].get(k) for k in self.params},
+        }
+        self.writer.add(records.LINEAGE, [row])
+
+    def missing_lineage(self, children: list[tuple[FrozenTrial, FrozenTrial]]) -> None:
+        """Rows for PBT children (with their parents) a stopped driver had no time to write."""
+        written = set(read_column(self.out, records.LINEAGE, "trial"))
+        for child, parent in children:
+            if child.number not in written:
+                self.lineage(child, parent)
+        self.flush()
 
     def missing_trials(self, done: list[FrozenTrial]) -> None:
         """Rows for finished trials a stopped driver had no time to write."""

@@ -98,6 +98,11 @@ def make_pruner(spec: StudyConfig, epochs: int) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
+#: what a retry carries besides its run folder: a PBT trial's place in the population and the
+#: checkpoint it starts from when its folder has none yet
+CARRIED = ("member", "inherit")
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """A trial whose actor (or driver) died runs again with the same parameters in the same run
@@ -115,6 +120,7 @@ class RetryPolicy:
             return False
         run = int(frozen.user_attrs.get("run", frozen.number))
         attrs = {"run": run, "retry_of": frozen.number, "attempt": attempt + int(counted)}
+        attrs |= {k: frozen.user_attrs[k] for k in CARRIED if k in frozen.user_attrs}
         study.enqueue_trial(frozen.params, user_attrs=attrs)
         return True
 
@@ -351,9 +357,36 @@ class TrialStore:
 
     def recover(self) -> list[tuple[int, bool]]:
         """Fail the trials a stopped driver left RUNNING and re-queue them under the retry
-        policy: (trial number, re-queued) for each."""
-        stale = self.trials((TrialState.RUNNING,))
-        return [
-            (t.number, self.requeue(self.fail(t.number, "driver stopped while the trial ran")))
-            for t in stale
-        ]
+        policy: (trial number, re-queued) for each. A PBT trial whose child was queued already
+        (the driver stopped between the two) is pruned instead: its child goes on."""
+        replaced = {child.user_attrs["exploited"] for child, _ in self.children()}
+        out = []
+        for t in self.trials((TrialState.RUNNING,)):
+            if t.number in replaced:
+                self.tell(t.number, TrialState.PRUNED)
+                continue
+            failed = self.fail(t.number, "driver stopped while the trial ran")
+            out.append((t.number, self.requeue(failed)))
+        return out
+
+    # --- population-based training --------------------------------------------------------------
+    def members(self) -> int:
+        """How many members of a PBT population have started."""
+        trials = self.study.get_trials(deepcopy=False)
+        return len({t.user_attrs["member"] for t in trials if "member" in t.user_attrs})
+
+    def enqueue_child(self, params: dict[str, Any], attrs: dict[str, Any]) -> FrozenTrial:
+        """Queue a PBT child with its settings and lineage (``exploited``: the trial it
+        replaces); returns it as stored."""
+        self.study.enqueue_trial(params, user_attrs=attrs)
+        return self.study.get_trials(deepcopy=False)[-1]
+
+    def mark(self, number: int, key: str, value: Any) -> None:
+        """A user attribute of a trial still running (attributes freeze once it ends)."""
+        trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
+        self.storage.set_trial_user_attr(trial_id, key, value)
+
+    def children(self) -> list[tuple[FrozenTrial, FrozenTrial]]:
+        """Every PBT child, with the parent whose checkpoint it took."""
+        trials = self.study.get_trials(deepcopy=False)
+        return [(t, trials[t.user_attrs["parent"]]) for t in trials if "exploited" in t.user_attrs]

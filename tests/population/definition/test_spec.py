@@ -42,7 +42,11 @@ def test_every_builtin_study_is_valid_given_its_data(name, tmp_path):
     values = {"name": name, **BUILTIN[name]}
     values["base"] = {**values.get("base", {}), "data_dir": tmp_path}
     spec = build_study(**values)
-    assert spec.trials >= 12 and spec.space
+    assert spec.space
+    if spec.schedule == "pbt":  # its budget is its population, each member a whole run
+        assert spec.pbt.population >= 4 and spec.pruner == "none"
+    else:
+        assert spec.trials >= 12
 
 
 @pytest.mark.parametrize(
@@ -58,6 +62,18 @@ def test_every_builtin_study_is_valid_given_its_data(name, tmp_path):
         (dict(name="ok", space={"beta": {"low": 1}}), "space.beta"),
         (dict(name="ok", base={"beta": 0}), "beta"),
         (dict(name="ok", pruner="sometimes"), "pruner"),
+        (dict(name="ok", space=SPACE, schedule="pbt", pbt={"perturbation_interval": 0}), "pbt"),
+        (dict(name="ok", space=SPACE, schedule="pbt", pbt={"quantile_fraction": 0.6}), "pbt"),
+        (dict(name="ok", space=SPACE, schedule="pbt", pbt={"quantile_fraction": 0}), "pbt"),
+        (dict(name="ok", space=SPACE, schedule="pbt", pbt={"population": 1}), "pbt"),
+        (dict(name="ok", space=SPACE, schedule="pbt", pbt={"mutations": ["lr"]}), "pbt.mutations"),
+        (
+            dict(name="ok", space={"hidden": {"choices": [8]}, **SPACE}, schedule="pbt"),
+            "pbt.mutations: hidden cannot change during training",
+        ),
+        (dict(name="ok", space={"seed": {"choices": [0, 1]}}, schedule="pbt"), "pbt.mutations"),
+        (dict(name="ok", space={"lr": {"choices": [0.1]}}, schedule="pbt", sampler="grid"), "tpe"),
+        (dict(name="ok", pbt={"population": 4}), "pbt: needs schedule: pbt"),
         (dict(name="ok", probe={"n_points": [1]}), "probe.n_points"),
         (dict(name="ok", unknown=1), "unknown"),
     ],
