@@ -39,9 +39,10 @@ from eqpop.population.execution import driver as driver_module
 from eqpop.population.execution.pool import ActorPool
 from eqpop.population.results.sink import Sink
 from eqpop.population.storage.store import TrialStore
-from eqpop.records import COMPARISONS, DATASETS, METRICS, TRIALS, part_files
+from eqpop.records import COMPARISONS, METRICS, TRIALS, part_files
 
 KEYS = {TRIALS: ["trial"], METRICS: ["trial", "epoch"], COMPARISONS: ["trial", "epoch"]}
+DATASETS = tuple(KEYS)  # a search writes no PBT lineage
 
 #: what the driver's time is split into: label -> (class, method)
 PARTS: dict[str, tuple[type, str]] = {

@@ -228,7 +228,8 @@ def lineages(schedule: pd.DataFrame) -> Figure | None:
         label = f"{study}: trial {last}"
         axes[0].step(rows.epoch, 100 * rows.val_error, where="post", label=label)
         for ax, name in zip(axes[1:], fields):
-            ax.step(rows.epoch, rows[name].astype(str if name == "method" else float), where="post")
+            values = rows[name].astype(str) if name == "method" else pd.to_numeric(rows[name])
+            ax.step(rows.epoch, values, where="post")
     axes[0].set(xlabel="epoch", ylabel="validation error (%)", yscale="log")
     for ax, name in zip(axes[1:], fields):
         ax.set(xlabel="epoch", ylabel=name)
