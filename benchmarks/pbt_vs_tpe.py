@@ -15,7 +15,6 @@ Writes ``curves.csv``, ``table.md`` and ``pbt_vs_tpe.png`` into ``--out``.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +40,11 @@ PROBE = {"every": 1000, "batch": 16, "betas": [0.5], "n_points": [2]}
 
 
 def _run(values: dict[str, Any], out: Path) -> tuple[pd.DataFrame, float, float]:
-    """Run a study; its epochs trained in arrival order (best so far), its best complete
-    trial's value and its wall time."""
+    """Run a study (a finished one is only read: run again, it has nothing left to do); its
+    epochs trained in arrival order (best so far), its best complete trial's value and its
+    wall time (first trial start to last trial end)."""
     spec = build_study(**{**values, "probe": PROBE}, out=out, flush_seconds=2.0)
-    start = time.monotonic()
     run_study(spec, progress=False)
-    wall = time.monotonic() - start
     metrics = pd.read_parquet(out / "metrics")
     trained = metrics[~metrics.resumed].reset_index(drop=True)
     curve = pd.DataFrame(
@@ -54,13 +52,15 @@ def _run(values: dict[str, Any], out: Path) -> tuple[pd.DataFrame, float, float]
     )
     trials = pd.read_parquet(out / "trials")
     best = trials[trials.state == "COMPLETE"].value.min()
+    wall = (trials.finished.max() - trials.started.min()).total_seconds()
     return curve, float(best), wall
 
 
 def _pair(name: str, search: dict[str, Any], pbt: dict[str, Any], seed: int, out: Path):
     rows, curves = [], []
     common = {"seed": seed, "base": {**search.get("base", {}), "seed": seed}}
-    tpe = {**search, **common, "name": f"{name}-tpe-s{seed}"}
+    slug = name.split()[0]
+    tpe = {**search, **common, "name": f"{slug}-tpe-s{seed}"}
     curve, best, wall = _run(tpe, out / tpe["name"])
     epochs = len(curve)
     curves.append(curve.assign(data=name, method="TPE + median pruning", seed=seed))
@@ -68,7 +68,7 @@ def _pair(name: str, search: dict[str, Any], pbt: dict[str, Any], seed: int, out
                      best=best, wall_s=wall))  # fmt: skip
     per_member = pbt["base"]["epochs"]
     population = max(4, round(epochs / per_member))
-    values = {**pbt, **common, "name": f"{name}-pbt-s{seed}"}
+    values = {**pbt, **common, "name": f"{slug}-pbt-s{seed}"}
     values["base"] = {**pbt["base"], "seed": seed}
     values["pbt"] = {**pbt["pbt"], "population": population}
     curve, best, wall = _run(values, out / values["name"])
@@ -98,7 +98,7 @@ def main() -> None:
                   "pruner_warmup": 1, "pruner_startup": 3}  # fmt: skip
         pbt = {**FMNIST, "base": base, "schedule": "pbt", "actors": 4, "cpus_per_actor": 0.5,
                "pbt": {"perturbation_interval": 1}}  # fmt: skip
-        r, c = _pair("fashion-mnist subset", search, pbt, args.seeds[0], args.out)
+        r, c = _pair("fmnist subset", search, pbt, args.seeds[0], args.out)
         rows += r
         curves += c
     table = pd.DataFrame(rows)

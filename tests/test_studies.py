@@ -55,7 +55,9 @@ def test_a_wrong_data_folder_is_one_line_before_ray_starts(tmp_path):
     assert not out.exists()
 
 
-@pytest.mark.parametrize("name", ["digits", "fashion_mnist", "cifar10", "cifar100", "imagenet32"])
+@pytest.mark.parametrize(
+    "name", ["digits", "digits-pbt", "fashion_mnist", "cifar10", "cifar100", "imagenet32"]
+)
 def test_each_script_help_names_itself_and_its_defaults(name):
     """Before: ``usage: eqpop study ... [study]`` and ``--address`` said local by default."""
     done = _script(name, "--help")

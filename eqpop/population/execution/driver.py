@@ -11,7 +11,9 @@ parameters, resumed from its last checkpoint) up to ``max_retries`` times. A dri
 again on the same storage fails the trials the previous driver left RUNNING and re-queues them
 the same way; finished trials stay. A study whose trials keep failing stops itself
 (``max_failures_in_row``), saying why. A run that ends without being halted leaves each Parquet
-dataset compacted to a handful of files.
+dataset compacted to a handful of files. Under ``schedule: pbt`` a member at its perturbation
+interval may be replaced by a child that goes on from a better member's checkpoint
+(``_exploited``; ``pbt.py``).
 """
 
 from __future__ import annotations
@@ -102,8 +104,11 @@ class Driver:
         call = self.pool.start(actor, cfg, run_dir, probe, inherit)
         self.table.move(Running(trial, actor, cfg, drawn), TrialState.RUNNING, call=call)
         params = " ".join(f"{k}={fmt(v)}" for k, v in drawn.items())
-        retry = trial.user_attrs.get("retry_of")
+        attrs = trial.user_attrs
+        retry = attrs.get("retry_of")
         note = f" (retry of {retry}, resumes its checkpoint)" if retry is not None else ""
+        if "parent" in attrs:
+            note = f" (goes on from trial {attrs['parent']}'s epoch {attrs['copied_epoch']})"
         text = f"trial {trial.number} started on actor {actor}: {params}{note}"
         self.events.say("started", text, trial=trial.number, actor=actor)
 
