@@ -84,4 +84,6 @@ def test_each_paper_table_is_a_valid_grid_study(path):
     spec = build_study(**values)
     assert spec.sampler == "grid" and spec.pruner == "none" and spec.trials == len(spec.grid())
     assert all(isinstance(spec.train_config(cell), TrainConfig) for cell in spec.grid())
-    assert {"seed": 2} in [{k: v for k, v in c.items() if k == "seed"} for c in spec.grid()]
+    seeds = {c.get("seed") for c in spec.grid()}
+    # every table names its seeds: three, but O'Connor's Init-EP runs (issue 23: one each)
+    assert seeds == ({0} if path.stem.startswith("mnist-init-ep") else {0, 1, 2}), seeds

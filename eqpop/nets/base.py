@@ -10,13 +10,16 @@ computed once per batch by ``inputs(x)`` (an ``Inputs``), and ``drive`` and ``st
 that or a raw ``x`` (then they compute it themselves, once per call).
 
 One discrete step is ``u <- u + dt * (drive(activate(u)) - u)`` (``dt = 1`` gives the
-paper's discrete dynamics ``u <- f(u)``). The vector field is ``F(u) = drive(activate(u)) - u``
+paper's discrete dynamics ``u <- f(u)``); a net may start it from the activated state instead
+(``origin``: the clipped net, whose activation is the clip). The vector field is
+``F(u) = drive(activate(u)) - u``
 and its Jacobian with respect to the activated state, ``d drive / ds - I``, is the J_F that
 homeostasis and the symmetry ratio measure. ``drive`` contains the nudge
 ``-beta * dloss/ds_out``, so that ``-d_beta s*`` equals RBP's delta for tied weights.
 
-Everything is holomorphic: a complex ``beta`` (a scalar or one value per sample) gives a
-complex state, and real parameters are cast to the state's dtype where they meet it.
+Everything is holomorphic (but the clipped net's hard sigmoid, ``holomorphic`` false): a
+complex ``beta`` (a scalar or one value per sample) gives a complex state, and real parameters
+are cast to the state's dtype where they meet it.
 """
 
 from __future__ import annotations

@@ -178,6 +178,8 @@ class Driver:
         name = f"trial-{parent.trial.number:05d}"
         folder = run_folder(self.spec.out, parent.trial.user_attrs["run"])
         path, epoch = snapshot(folder, Path(self.spec.out) / PBT_DIR, name)
+        if epoch >= run.cfg.epochs:  # the parent has just finished: nothing left to train
+            return False
         settings = explore(self.spec, parent.params, rng)
         attrs = {
             "member": member,
