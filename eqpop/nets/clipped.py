@@ -16,11 +16,12 @@ ground truth of the tests holds for it as for the smooth nets.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from torch import Tensor
 
 from eqpop.nets.activations import hard_sigmoid
-from eqpop.nets.base import FeedbackScale, Init, Inputs, State
+from eqpop.nets.base import Init, Inputs, State
 from eqpop.nets.mlp import LayeredMLP
 from eqpop.nets.readout import SquaredErrorOutput
 
@@ -33,19 +34,10 @@ class ClippedMLP(SquaredErrorOutput, LayeredMLP):
     analytic_strip = 0.0  # the clip is analytic nowhere off the reals: no hEP on this net
 
     def __init__(
-        self,
-        sizes: Sequence[int],
-        symmetric: bool = False,
-        asymmetry_angle: float | None = None,
-        feedback_scale: FeedbackScale = "matched",
-        n_classes: int | None = None,
-        dt: float = 0.5,
-        init: Init = "xavier_uniform",
-        gain: float = 1.0,
+        self, sizes: Sequence[int], *, dt: float = 0.5, init: Init = "xavier_uniform", **net: Any
     ):
-        super().__init__(
-            sizes, symmetric, asymmetry_angle, feedback_scale, n_classes, dt, init, gain
-        )
+        """``LayeredMLP``'s arguments, with O'Connor et al.'s step size and draw as defaults."""
+        super().__init__(sizes, dt=dt, init=init, **net)
 
     def activate(self, state: State) -> State:
         return tuple(hard_sigmoid(u) for u in state)

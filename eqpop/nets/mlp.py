@@ -95,7 +95,7 @@ class _MLPBase(SoftmaxReadout, EquilibriumNet):
         if like.is_complex():
             return self._complex_stepper(inputs, beta, y, like)
         bases, products = self._bases(inputs, like), self._products(like)
-        nudge, dt = self.nudger(beta, y, like), self.dt
+        nudge, dt, origin = self.nudger(beta, y, like), self.dt, self.origin
 
         def step(u: State) -> State:
             s = self.activate(u)
@@ -112,7 +112,7 @@ class _MLPBase(SoftmaxReadout, EquilibriumNet):
                 nudge(s[-1], out[-1])
             if dt == 1.0:
                 return out
-            return tuple(torch.lerp(a, p, dt) for a, p in zip(self.origin(u, s), out))
+            return tuple(torch.lerp(a, p, dt) for a, p in zip(origin(u, s), out))
 
         return step
 

@@ -60,7 +60,7 @@ FIGURES: dict[str, tuple[str, str, Callable[[Report], Figure | None]]] = {
         "Population-based training: the surviving lineages' schedules",
         "Each complete trial of a PBT study with the settings of the trials its network passed "
         "through, epoch by epoch, and its validation error.",
-        lambda r: figures.lineages(lineage.schedules(r.trials, r.lineage, r.metrics)),
+        lambda r: figures.lineages(r.schedule),
     ),
     "history": (
         "Optimisation history",
@@ -112,10 +112,9 @@ def build_tables(report: Report, importances: pd.DataFrame) -> dict[str, tuple[s
         ),
     }
     if len(report.lineage):
-        schedule = lineage.schedules(report.trials, report.lineage, report.metrics)
         found["best_lineage"] = (
             "PBT: the best surviving lineage's schedule (one row per trial it passed through)",
-            lineage.best_schedule(schedule),
+            lineage.best_schedule(report.schedule),
         )
     if report.grids:
         found["cells"] = (

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from eqpop.records import (
     part_files,
     read_study,
 )
+from eqpop.reports import lineage
 from eqpop.reports.methods import Methods
 
 CATEGORIES = ["study", "state", "method", "param_method"]
@@ -61,6 +63,12 @@ class Report:
     grids: set[str] = field(default_factory=set)
     #: one row per PBT exploit (``lineage`` dataset); empty without PBT studies
     lineage: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @cached_property
+    def schedule(self) -> pd.DataFrame:
+        """Every surviving PBT lineage epoch by epoch (``lineage.schedules``), made once for
+        the figure and the table that show it."""
+        return lineage.schedules(self.trials, self.lineage, self.metrics)
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:

@@ -33,6 +33,11 @@ def test_rbp_equals_the_implicit_solve(arch, memory):
     solver = {"solver": "anderson", "anderson_memory": memory} if memory else {}
     est = estimate(net, x, y, "rbp", t_free=steps, free=free, rtol=1e-13, **solver)
     assert int(est.stats.status) == Status.OK
+    _assert_rbp_is_the_implicit_solve(net, x, y, free, est)
+
+
+def _assert_rbp_is_the_implicit_solve(net, x, y, free, est) -> None:
+    """RBP's delta and gradients against the dense implicit-function solve."""
     for got, want in zip(est.error, implicit_delta(net, x, y, free.state)):
         torch.testing.assert_close(got, want, rtol=1e-7, atol=1e-10)
     truth = implicit_gradient(net, x, y, free.state)
@@ -43,9 +48,15 @@ def test_rbp_equals_the_implicit_solve(arch, memory):
 
 def test_exact_equals_the_dense_forward_solve(arch):
     net, x, y, steps, free = _setup(arch)
+    _exact_against_the_dense_solve(net, x, y, free, steps)
+
+
+def _exact_against_the_dense_solve(net, x, y, free, steps):
+    """exact's d_beta against the dense forward solve; returns the estimate."""
     est = estimate(net, x, y, "exact", t_free=steps, free=free, rtol=1e-13)
     for got, want in zip(est.error, dense_exact(net, x, y, free.state)):
         torch.testing.assert_close(got, want, rtol=1e-7, atol=1e-10)
+    return est
 
 
 @pytest.mark.parametrize("beta", [0.05, 0.5])
@@ -232,15 +243,8 @@ def test_the_clipped_net_s_estimators_equal_the_dense_truth(symmetric):
     s = torch.cat([t.flatten() for t in net.activate(free.state)])
     assert free.residual < 1e-12 and (s == 0).any() and (s == 1).any() and (s > 0).any()
     rbp = estimate(net, x, y, "rbp", t_free=600, free=free, rtol=1e-13)
-    for got, want in zip(rbp.error, implicit_delta(net, x, y, free.state)):
-        torch.testing.assert_close(got, want, rtol=1e-7, atol=1e-10)
-    truth = implicit_gradient(net, x, y, free.state)
-    assert set(rbp.grads) == set(truth)
-    for k in truth:
-        torch.testing.assert_close(rbp.grads[k], truth[k], rtol=1e-6, atol=1e-10)
-    exact = estimate(net, x, y, "exact", t_free=600, free=free, rtol=1e-13)
-    for got, want in zip(exact.error, dense_exact(net, x, y, free.state)):
-        torch.testing.assert_close(got, want, rtol=1e-7, atol=1e-10)
+    _assert_rbp_is_the_implicit_solve(net, x, y, free, rbp)
+    exact = _exact_against_the_dense_solve(net, x, y, free, 600)
     classic = estimate(net, x, y, "classic", beta=1e-5, t_free=600, t_nudge=2000, free=free)
     assert _total_rel(classic.error, exact.error) < 1e-3
     if symmetric:  # tied: the exact d_beta s* is RBP's delta

@@ -19,6 +19,7 @@ from eqpop.dynamics import settle
 from eqpop.errors import ConfigError
 from eqpop.estimators import registry
 from eqpop.nets import LayeredMLP, OutputFeedbackMLP
+from eqpop.presets import preset
 from eqpop.records import CHECKPOINT, PREVIOUS, RUN_METRICS
 from eqpop.train import Diverged, EpochTally, Trainer
 
@@ -228,32 +229,12 @@ def test_init_ep_records_forward_error_and_distance(small):
 
 
 def test_o_connor_s_net_learns_with_its_initializer_trained_by_sgd():
-    """The clipped net on all the digits, classic EP with a random sign, 4 free steps from
-    the initializer's guess, which learns by plain SGD at the net's layer rates
-    (``lr_scales``): the settled state learns, the guess nears it and its error falls."""
-    cfg = tiny(
-        net="clipped",
-        hidden=[32],
-        symmetric=True,
-        asymmetry_angle=None,
-        init="xavier_uniform",
-        inputs="unit",
-        method="classic",
-        random_sign=True,
-        dt=0.5,
-        t_free=4,
-        t_nudge=4,
-        batch_size=20,
-        optimizer="sgd",
-        momentum=0.0,
-        lr=0.05,
-        lr_scales=[2.0, 1.0, 1.0],
-        init_ep=True,
-        init_ep_lambda=0.1,
-        init_ep_optimizer="sgd",
-        init_ep_lr=0.05,
-        epochs=4,
-    )
+    """The mnist-init-ep preset (the clipped net, classic EP with a random sign, 4 free steps
+    from the initializer's guess, which learns by plain SGD at the net's layer rates,
+    ``lr_scales``) on all the digits, 32 hidden units: the settled state learns, the guess nears
+    it and its error falls."""
+    changed = {"dataset": "digits", "hidden": [32], "epochs": 4, "asymmetry_angle": None}
+    cfg = tiny(**{**preset("mnist-init-ep"), **changed})
     trainer = Trainer(cfg, None, load_dataset("digits"))
     optimizer = trainer.state.init_optimizer
     assert isinstance(optimizer, torch.optim.SGD)
